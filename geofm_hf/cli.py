@@ -1,0 +1,31 @@
+"""The ``geofm`` command: one subcommand per workflow, each contributed by the module that implements it."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from . import pretrained_weights
+from .demo import add_cli as add_demo_cli
+
+CLI_MODULES = (add_demo_cli, pretrained_weights.add_cli)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="geofm", description="Adapt vision foundation models to geophysical data.")
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    for add_cli in CLI_MODULES:
+        add_cli(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,71 @@
+"""What every decoder is: feature maps of the chosen backbone levels in, logits at a requested size out."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+class GeoDecoder(nn.Module):
+    """Base class of the decoders.
+
+    Args:
+        in_channels: channels of each feature map the backbone returns, shallowest level first.
+        num_labels: number of classes.
+        **settings: decoder-specific settings from ``GeoFMConfig.decoder_kwargs``.
+
+    Subclasses implement :meth:`forward` taking the feature maps (shallowest first) and the (height, width) the logits
+    must have, and returning logits of shape (batch, num_labels, height, width).
+    """
+
+    def forward(self, features: Sequence[torch.Tensor], output_size: tuple[int, int]) -> torch.Tensor:
+        raise NotImplementedError
+
+
+DECODERS: dict[str, type[GeoDecoder]] = {}
+
+
+def register_decoder(name: str) -> Callable[[type[GeoDecoder]], type[GeoDecoder]]:
+    """Class decorator adding a decoder to :data:`DECODERS` under ``name``."""
+
+    def decorate(cls: type[GeoDecoder]) -> type[GeoDecoder]:
+        DECODERS[name] = cls
+        return cls
+
+    return decorate
+
+
+def build_decoder(name: str, in_channels: Sequence[int], num_labels: int, settings: dict | None = None) -> GeoDecoder:
+    """Instantiate the decoder called ``name``; unknown names and settings raise errors listing what is accepted."""
+    if name not in DECODERS:
+        raise ValueError(f"Unknown decoder {name!r}; known decoders: {', '.join(sorted(DECODERS))}")
+    try:
+        return DECODERS[name](list(in_channels), num_labels, **(settings or {}))
+    except TypeError as error:
+        raise ValueError(f"Bad decoder_kwargs {settings!r} for decoder {name!r}: {error}") from error
+
+
+class ConvBlock(nn.Sequential):
+    """The study's ``conv_block``: twice (3x3 conv with bias -> BatchNorm -> ReLU), first ``in -> out``, then ``out -> out``."""
+
+    def __init__(self, in_channels: int, out_channels: int):
+        super().__init__(
+            nn.Conv2d(in_channels, out_channels, 3, padding=1),
+            nn.BatchNorm2d(out_channels),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(out_channels, out_channels, 3, padding=1),
+            nn.BatchNorm2d(out_channels),
+            nn.ReLU(inplace=True),
+        )
+
+
+def resize(x: torch.Tensor, size: Sequence[int], mode: str = "bilinear") -> torch.Tensor:
+    """Resize a (B, C, H, W) map to ``size``; a no-op when it already has that size."""
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    if mode == "nearest":
+        return F.interpolate(x, size=tuple(size), mode=mode)
+    return F.interpolate(x, size=tuple(size), mode=mode, align_corners=False)

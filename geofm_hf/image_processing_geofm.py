@@ -1,0 +1,213 @@
+"""Image processor for geophysical sections: float amplitudes in, normalised ``pixel_values`` out."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+from transformers.image_processing_utils import BaseImageProcessor, BatchFeature
+
+# Grey value of ImageNet's per-channel mean/std averaged over RGB: what a DINOv2 backbone saw for grey images.
+GREY_IMAGENET_MEAN = 0.449
+GREY_IMAGENET_STD = 0.226
+
+
+@dataclass(frozen=True)
+class AmplitudeStats:
+    """The affine map ``(x - offset) / scale`` a normalisation applies before its own final step."""
+
+    offset: float
+    scale: float
+
+
+def _finite_sample(data: np.ndarray, max_samples: int) -> np.ndarray:
+    """Up to ``max_samples`` evenly strided values of ``data`` (a view-based read, cheap on memory maps)."""
+    flat = np.asarray(data).reshape(-1) if not isinstance(data, np.memmap) else data.reshape(-1)
+    step = max(1, flat.size // max_samples)
+    sample = np.asarray(flat[::step], dtype=np.float64)
+    return sample
+
+
+def _percentile_stats(sample: np.ndarray, percentiles: Sequence[float]) -> AmplitudeStats:
+    low, high = np.percentile(sample, percentiles)
+    return AmplitudeStats(float(low), float(high - low) or 1.0)
+
+
+def _standard_stats(sample: np.ndarray, percentiles: Sequence[float]) -> AmplitudeStats:
+    return AmplitudeStats(float(sample.mean()), float(sample.std()) or 1.0)
+
+
+def _study_stats(sample: np.ndarray, percentiles: Sequence[float]) -> AmplitudeStats:
+    return AmplitudeStats(0.0, 255.0)
+
+
+def _percentile_finish(x: np.ndarray, mean: float, std: float) -> np.ndarray:
+    return (np.clip(x, 0.0, 1.0) - mean) / std
+
+
+def _standard_finish(x: np.ndarray, mean: float, std: float) -> np.ndarray:
+    return x
+
+
+def _study_finish(x: np.ndarray, mean: float, std: float) -> np.ndarray:
+    # The study cast its 0-255 floats with np.uint8 (truncation) before ToTensor's /255.
+    return np.floor(np.clip(x * 255.0, 0, 255)) / 255.0
+
+
+@dataclass(frozen=True)
+class Normalization:
+    """How amplitudes become model input: statistics of the data, then a finishing step after the affine map."""
+
+    stats: Callable[[np.ndarray, Sequence[float]], AmplitudeStats]
+    finish: Callable[[np.ndarray, float, float], np.ndarray]
+    description: str
+
+
+NORMALIZATIONS: dict[str, Normalization] = {
+    "percentile": Normalization(
+        _percentile_stats,
+        _percentile_finish,
+        "clip to the [p_low, p_high] percentiles, scale to [0, 1], then (x - image_mean) / image_std",
+    ),
+    "standardize": Normalization(_standard_stats, _standard_finish, "(x - mean) / std of the data"),
+    "study": Normalization(
+        _study_stats, _study_finish, "the study's: values taken as 0-255, truncated to integers, divided by 255"
+    ),
+}
+
+
+def check_finite(image: np.ndarray, name: str = "image") -> None:
+    """Raise ``ValueError`` naming the first NaN/Inf position of ``image``."""
+    finite = np.isfinite(image)
+    if not finite.all():
+        position = tuple(int(i) for i in np.argwhere(~finite)[0])
+        raise ValueError(
+            f"{name} contains {int((~finite).sum())} NaN/Inf values (first at index {position}); "
+            "fill or mask them before prediction"
+        )
+
+
+class GeoFMImageProcessor(BaseImageProcessor):
+    r"""
+    Turns float32 amplitude sections of any range into normalised `pixel_values` of shape
+    `(batch, num_channels, height, width)`, at the sections' own size (the model pads and crops itself).
+
+    Args:
+        normalization (`str`, *optional*, defaults to `"percentile"`):
+            `"percentile"`: clip to the `clip_percentiles` of the data, scale to [0, 1], then subtract `image_mean`
+            and divide by `image_std` (robust to spikes, which seismic has plenty of); `"standardize"`: per-image
+            (x - mean) / std; `"study"`: the study's scaling (values assumed 0-255, truncated, divided by 255).
+        clip_percentiles (`tuple[float, float]`, *optional*, defaults to `(1.0, 99.0)`):
+            Percentiles used by `"percentile"`.
+        image_mean (`float`, *optional*, defaults to 0.449) and image_std (`float`, *optional*, defaults to 0.226):
+            Final shift and scale of `"percentile"` (ImageNet's mean/std averaged over RGB, what DINOv2 expects
+            for a grey image).
+        num_channels (`int`, *optional*, defaults to 1):
+            Channels of the input sections; must equal the model's `config.in_channels`. Single-channel input is
+            expanded to the backbone's three channels inside the model (`config.channel_adapter`).
+        max_stat_samples (`int`, *optional*, defaults to 2_000_000):
+            Statistics of larger arrays (whole volumes) are computed on an evenly strided sample of this size.
+    """
+
+    model_input_names = ["pixel_values"]
+
+    def __init__(
+        self,
+        normalization: str = "percentile",
+        clip_percentiles: Sequence[float] = (1.0, 99.0),
+        image_mean: float = GREY_IMAGENET_MEAN,
+        image_std: float = GREY_IMAGENET_STD,
+        num_channels: int = 1,
+        max_stat_samples: int = 2_000_000,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if normalization not in NORMALIZATIONS:
+            raise ValueError(f"normalization={normalization!r} is unknown; choose from {sorted(NORMALIZATIONS)}")
+        low, high = clip_percentiles
+        if not 0 <= low < high <= 100:
+            raise ValueError(f"clip_percentiles={clip_percentiles}: expected 0 <= low < high <= 100")
+        self.normalization = normalization
+        self.clip_percentiles = [float(low), float(high)]
+        self.image_mean = float(image_mean)
+        self.image_std = float(image_std)
+        self.num_channels = num_channels
+        self.max_stat_samples = max_stat_samples
+
+    def amplitude_stats(self, data: np.ndarray) -> AmplitudeStats:
+        """Statistics of ``data`` (a section or a whole volume, memory maps welcome) used by :meth:`normalize`.
+
+        Compute them once per survey and pass them to every tile: per-tile statistics would make seams.
+        """
+        sample = _finite_sample(data, self.max_stat_samples)
+        check_finite(sample, "amplitude data")
+        return NORMALIZATIONS[self.normalization].stats(sample, self.clip_percentiles)
+
+    def normalize(self, image: np.ndarray, stats: AmplitudeStats | None = None, **kwargs) -> np.ndarray:
+        """Normalise an array of amplitudes (any shape) with ``stats`` (default: the array's own); float32 out."""
+        image = np.asarray(image, dtype=np.float32)
+        check_finite(image)
+        stats = stats or self.amplitude_stats(image)
+        scaled = (image - np.float32(stats.offset)) / np.float32(stats.scale)
+        finished = NORMALIZATIONS[self.normalization].finish(scaled, self.image_mean, self.image_std)
+        return finished.astype(np.float32, copy=False)
+
+    def _as_channels_first(self, image: np.ndarray | torch.Tensor, index: int) -> np.ndarray:
+        array = image.detach().cpu().numpy() if isinstance(image, torch.Tensor) else np.asarray(image)
+        if array.ndim == 2 and self.num_channels == 1:
+            return array[None]
+        if array.ndim == 3 and array.shape[0] == self.num_channels:
+            return array
+        raise ValueError(
+            f"image {index} has shape {array.shape}; expected (height, width) or ({self.num_channels}, height, width) "
+            f"for num_channels={self.num_channels}"
+        )
+
+    def preprocess(
+        self,
+        images: np.ndarray | torch.Tensor | Sequence[np.ndarray | torch.Tensor],
+        stats: AmplitudeStats | None = None,
+        return_tensors: str | None = "pt",
+        **kwargs,
+    ) -> BatchFeature:
+        """Normalise one section or a list of equally sized sections.
+
+        Args:
+            images: a 2-D section, a (channels, height, width) array, or a list of them. A 3-D array whose first
+                axis is not `num_channels` is not taken for a batch: pass a list.
+            stats: statistics shared by all images (e.g. of the whole survey); default: each image's own.
+            return_tensors: `"pt"` for torch tensors, `"np"` or None for numpy.
+        """
+        batch = list(images) if isinstance(images, (list, tuple)) else [images]
+        arrays = [self.normalize(self._as_channels_first(image, i), stats) for i, image in enumerate(batch)]
+        shapes = {a.shape for a in arrays}
+        if len(shapes) > 1:
+            raise ValueError(f"images in one call must share a shape; got {sorted(shapes)}: process them one by one")
+        return BatchFeature(data={"pixel_values": np.stack(arrays)}, tensor_type=return_tensors)
+
+    def post_process_semantic_segmentation(
+        self, outputs, target_sizes: Sequence[tuple[int, int]] | None = None
+    ) -> list[torch.Tensor]:
+        """Class-id maps from model outputs, resized (bilinear on the logits) to ``target_sizes`` when given.
+
+        Args:
+            outputs: a `SemanticSegmenterOutput` (or anything with `.logits` of shape (batch, classes, h, w)).
+            target_sizes: one (height, width) per image, e.g. the sections' original sizes.
+        """
+        logits = outputs.logits
+        if target_sizes is not None and len(target_sizes) != len(logits):
+            raise ValueError(f"target_sizes has {len(target_sizes)} entries for a batch of {len(logits)} logits")
+        maps = []
+        for index, image_logits in enumerate(logits):
+            if target_sizes is not None and tuple(target_sizes[index]) != tuple(image_logits.shape[-2:]):
+                image_logits = F.interpolate(
+                    image_logits[None], size=tuple(target_sizes[index]), mode="bilinear", align_corners=False
+                )[0]
+            maps.append(image_logits.argmax(dim=0))
+        return maps
+
+
+__all__ = ["GeoFMImageProcessor", "AmplitudeStats", "NORMALIZATIONS"]

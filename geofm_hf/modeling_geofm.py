@@ -1,0 +1,179 @@
+"""GeoFM: a vision foundation-model backbone with a light segmentation decoder for geophysical sections."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+from torch import nn
+from transformers import AutoBackbone, AutoConfig, PreTrainedModel
+from transformers.modeling_outputs import SemanticSegmenterOutput
+from transformers.models.auto.modeling_auto import MODEL_FOR_BACKBONE_MAPPING
+
+from .backbones import BACKBONE_PRESETS, BACKBONE_FAMILIES
+from .configuration_common import task_fields
+from .configuration_geofm import GeoFMConfig
+from .decoders import build_decoder
+from .modeling_common import build_loss, check_pixel_values, pad_to_multiple, segmentation_output
+from .tasks import get_task
+
+
+class ChannelAdapter(nn.Module):
+    """Maps ``in_channels`` input channels to the backbone's channels.
+
+    ``"repeat"`` copies a single channel, as the study did (grey seismic shown to an RGB network). ``"conv"`` is a
+    learned 1x1 convolution that starts as the channel mean copied to every output, so training starts from the
+    same point as ``"repeat"``.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, mode: str):
+        super().__init__()
+        self.out_channels = out_channels
+        self.projection = nn.Conv2d(in_channels, out_channels, kernel_size=1) if mode == "conv" else None
+        if self.projection is not None:
+            self._init_as_mean()
+
+    @torch.no_grad()
+    def _init_as_mean(self) -> None:
+        self.projection.weight.fill_(1.0 / self.projection.in_channels)
+        self.projection.bias.zero_()
+        self.projection.weight._is_hf_initialized = True
+        self.projection.bias._is_hf_initialized = True
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        if self.projection is not None:
+            return self.projection(pixel_values)
+        if pixel_values.shape[1] == self.out_channels:
+            return pixel_values
+        return pixel_values.expand(-1, self.out_channels, -1, -1)
+
+
+class GeoFMPreTrainedModel(PreTrainedModel):
+    """Base class handling weight initialisation and the `from_pretrained` machinery for GeoFM models."""
+
+    config_class = GeoFMConfig
+    config: GeoFMConfig
+    base_model_prefix = "geofm"
+    main_input_name = "pixel_values"
+    input_modalities = ("image",)
+    supports_gradient_checkpointing = True
+
+
+class GeoFMForSemanticSegmentation(GeoFMPreTrainedModel):
+    """A transformers backbone (DINOv2 by default) with a decoder from `geofm_hf.decoders.DECODERS`.
+
+    Input sections of any height and width (at least one patch) are padded to the backbone's multiple, and the
+    logits are cropped back, so they always have the input's own size; labels are never resized.
+
+    Example:
+
+    ```python
+    >>> import torch, geofm_hf
+    >>> config = geofm_hf.GeoFMConfig.for_task("fault", decoder="linear",
+    ...     backbone_overrides=dict(hidden_size=32, num_hidden_layers=4, num_attention_heads=2))
+    >>> model = geofm_hf.GeoFMForSemanticSegmentation(config)
+    >>> model(pixel_values=torch.randn(1, 1, 57, 83)).logits.shape
+    torch.Size([1, 2, 57, 83])
+    ```
+    """
+
+    def __init__(self, config: GeoFMConfig):
+        super().__init__(config)
+        self.channel_adapter = ChannelAdapter(config.in_channels, config.backbone_config.num_channels, config.channel_adapter)
+        self.backbone = AutoBackbone.from_config(config.backbone_config)
+        self.decoder = build_decoder(config.decoder, self.backbone.channels, config.num_labels, config.decoder_kwargs)
+        self.loss_fn = build_loss(config)
+        self.post_init()
+
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> SemanticSegmenterOutput | tuple:
+        r"""
+        Args:
+            pixel_values (`torch.FloatTensor` of shape `(batch_size, in_channels, height, width)`):
+                Normalised sections (see [`GeoFMImageProcessor`]).
+            labels (`torch.LongTensor` of shape `(batch_size, height, width)`, *optional*):
+                Class ids; pixels equal to `config.ignore_index` are ignored. When given, the loss is returned.
+            output_hidden_states (`bool`, *optional*):
+                Whether to return the backbone's hidden states.
+
+        Returns:
+            [`~transformers.modeling_outputs.SemanticSegmenterOutput`] with `logits` of shape
+            `(batch_size, num_labels, height, width)`.
+        """
+        check_pixel_values(pixel_values, self.config.in_channels, self.config.pad_multiple)
+        height, width = pixel_values.shape[-2:]
+        padded = pad_to_multiple(pixel_values, self.config.pad_multiple)
+        backbone_output = self.backbone(self.channel_adapter(padded), output_hidden_states=output_hidden_states)
+        logits = self.decoder(list(backbone_output.feature_maps), tuple(padded.shape[-2:]))[..., :height, :width]
+        output = segmentation_output(logits, labels, self.loss_fn, backbone_output.hidden_states)
+        return output if return_dict is not False else output.to_tuple()
+
+    @classmethod
+    def from_pretrained_backbone(
+        cls,
+        name_or_path: str | os.PathLike,
+        task: str | None = None,
+        decoder: str | None = None,
+        backbone_config_overrides: dict | None = None,
+        **config_kwargs,
+    ) -> "GeoFMForSemanticSegmentation":
+        """Build a segmenter whose backbone carries the weights of a pretrained checkpoint; the decoder is fresh.
+
+        Args:
+            name_or_path: Hub id (e.g. `"facebook/dinov2-small"`), a preset name, or a local folder holding a
+                transformers checkpoint of a supported backbone (works offline).
+            task: task name; fills classes, default decoder and loss.
+            decoder: decoder name (defaults to the task's).
+            backbone_config_overrides: changes to the checkpoint's config that keep its weights valid
+                (e.g. `{"drop_path_rate": 0.1}`).
+            **config_kwargs: any other [`GeoFMConfig`] argument (e.g. `feature_levels`, `in_channels`).
+
+        Raises:
+            ValueError: when the checkpoint's tensors do not fit the backbone architecture its config describes,
+                naming the missing, unexpected or mis-shaped tensors.
+        """
+        source = BACKBONE_PRESETS[name_or_path].hub_id if name_or_path in BACKBONE_PRESETS else str(name_or_path)
+        checkpoint_config = AutoConfig.from_pretrained(source)
+        family = BACKBONE_FAMILIES.get(checkpoint_config.model_type)
+        overrides = {**(family.fine_tuning_overrides if family else {}), **(backbone_config_overrides or {})}
+        checkpoint_config.update(overrides)
+        if task is not None:
+            config_kwargs = {**task_fields(task), **config_kwargs}
+            decoder = decoder or get_task(task).default_decoder
+        config = GeoFMConfig(
+            backbone_config=checkpoint_config.to_dict(),
+            backbone_name=source,
+            decoder=decoder or "mla",
+            **config_kwargs,
+        )
+        model = cls(config)
+        model.load_backbone_weights(source)
+        return model
+
+    def load_backbone_weights(self, name_or_path: str | os.PathLike) -> None:
+        """Copy the tensors of a pretrained backbone checkpoint into `self.backbone`, refusing any mismatch."""
+        backbone_class = MODEL_FOR_BACKBONE_MAPPING[type(self.config.backbone_config)]
+        pretrained, info = backbone_class.from_pretrained(
+            name_or_path, config=self.config.backbone_config, output_loading_info=True
+        )
+        problems = {
+            "missing": info["missing_keys"],
+            "mis-shaped": [str(m) for m in info["mismatched_keys"]],
+        }
+        problems = {kind: keys for kind, keys in problems.items() if keys}
+        if problems:
+            detail = "; ".join(f"{kind} tensors: {sorted(keys)[:8]}" for kind, keys in problems.items())
+            raise ValueError(
+                f"Checkpoint {str(name_or_path)!r} does not match the {self.config.backbone_config.model_type} backbone "
+                f"architecture of this model ({detail})"
+            )
+        self.backbone.load_state_dict(pretrained.state_dict())
+
+
+__all__ = ["GeoFMPreTrainedModel", "GeoFMForSemanticSegmentation", "ChannelAdapter"]
