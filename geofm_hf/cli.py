@@ -8,9 +8,8 @@ import sys
 from collections.abc import Sequence
 
 from . import pretrained_weights
-from .demo import add_cli as add_demo_cli
 
-CLI_MODULES = (add_demo_cli, pretrained_weights.add_cli)
+CLI_MODULES = (pretrained_weights.add_cli,)
 
 
 def build_parser() -> argparse.ArgumentParser:

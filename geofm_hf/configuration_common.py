@@ -44,10 +44,10 @@ class GeoSegmentationConfig(PreTrainedConfig):
         super().__post_init__(**kwargs)
         if self.loss_weights is None:
             self.loss_weights = dict(get_task(self.task).default_loss) if self.task else {"cross_entropy": 1.0}
+        self._check_common_settings()
 
-    def validate_architecture(self):
-        """Part of `@strict` validation: refuses loss settings the model cannot use, saying what is expected."""
-        super().validate_architecture()
+    def _check_common_settings(self) -> None:
+        """Refuse task, input and loss settings the model cannot use, saying what is expected (plain ValueError)."""
         name = type(self).__name__
         unknown_losses = set(self.loss_weights) - set(LOSS_TERMS)
         if unknown_losses:

@@ -73,6 +73,7 @@ class GeoFMConfig(GeoSegmentationConfig):
             self.feature_levels = family.default_levels(self.backbone_config)
         self._check_feature_levels(family.depth(self.backbone_config))
         self.backbone_config.set_output_features_output_indices(None, list(self.feature_levels))
+        self._check_model_settings()
 
     def _check_feature_levels(self, depth: int) -> None:
         bad = [level for level in self.feature_levels if not 1 <= level <= depth]
@@ -83,9 +84,8 @@ class GeoFMConfig(GeoSegmentationConfig):
                 + (f" ({bad} beyond the backbone's depth)" if bad else "")
             )
 
-    def validate_architecture(self):
-        """Part of `@strict` validation: refuses settings the model cannot build, saying what is expected."""
-        super().validate_architecture()
+    def _check_model_settings(self) -> None:
+        """Refuse decoder and channel settings the model cannot build, saying what is expected."""
         if self.decoder not in DECODERS:
             raise ValueError(f"GeoFMConfig.decoder={self.decoder!r} is unknown; known decoders: {', '.join(sorted(DECODERS))}")
         if self.channel_adapter not in CHANNEL_ADAPTERS:

@@ -34,9 +34,6 @@ class GeoUNetConfig(GeoSegmentationConfig):
         if self.widths is None:
             self.widths = [32, 64, 128, 256, 256]
         super().__post_init__(**kwargs)
-
-    def validate_architecture(self):
-        super().validate_architecture()
         if len(self.widths) < 2 or min(self.widths) < 1:
             raise ValueError(f"GeoUNetConfig.widths={self.widths}: expected at least two positive stage widths")
 

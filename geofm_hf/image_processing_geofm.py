@@ -157,6 +157,7 @@ class GeoFMImageProcessor(BaseImageProcessor):
 
     def _as_channels_first(self, image: np.ndarray | torch.Tensor, index: int) -> np.ndarray:
         array = image.detach().cpu().numpy() if isinstance(image, torch.Tensor) else np.asarray(image)
+        check_finite(array, f"image {index}")
         if array.ndim == 2 and self.num_channels == 1:
             return array[None]
         if array.ndim == 3 and array.shape[0] == self.num_channels:

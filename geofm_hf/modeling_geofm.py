@@ -159,19 +159,17 @@ class GeoFMForSemanticSegmentation(GeoFMPreTrainedModel):
     def load_backbone_weights(self, name_or_path: str | os.PathLike) -> None:
         """Copy the tensors of a pretrained backbone checkpoint into `self.backbone`, refusing any mismatch."""
         backbone_class = MODEL_FOR_BACKBONE_MAPPING[type(self.config.backbone_config)]
-        pretrained, info = backbone_class.from_pretrained(
-            name_or_path, config=self.config.backbone_config, output_loading_info=True
-        )
-        problems = {
-            "missing": info["missing_keys"],
-            "mis-shaped": [str(m) for m in info["mismatched_keys"]],
-        }
-        problems = {kind: keys for kind, keys in problems.items() if keys}
-        if problems:
-            detail = "; ".join(f"{kind} tensors: {sorted(keys)[:8]}" for kind, keys in problems.items())
+        architecture = f"the {self.config.backbone_config.model_type} backbone architecture of this model"
+        try:
+            pretrained, info = backbone_class.from_pretrained(
+                name_or_path, config=self.config.backbone_config, output_loading_info=True
+            )
+        except RuntimeError as error:  # transformers refuses tensors whose shapes contradict the config
+            raise ValueError(f"Checkpoint {str(name_or_path)!r} has tensors mis-shaped for {architecture}: {error}") from error
+        if info["missing_keys"]:
             raise ValueError(
-                f"Checkpoint {str(name_or_path)!r} does not match the {self.config.backbone_config.model_type} backbone "
-                f"architecture of this model ({detail})"
+                f"Checkpoint {str(name_or_path)!r} does not match {architecture}: missing tensors "
+                f"{sorted(info['missing_keys'])[:8]}"
             )
         self.backbone.load_state_dict(pretrained.state_dict())
 

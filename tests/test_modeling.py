@@ -1,0 +1,214 @@
+"""The core model contract: any-size logits, Auto round trips, pretrained backbones, clear config errors."""
+
+import json
+import os
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+from transformers import AutoConfig, AutoModel, AutoModelForSemanticSegmentation, Dinov2Config, Dinov2Model
+
+import geofm_hf
+from geofm_hf import GeoFMConfig, GeoFMForSemanticSegmentation, GeoUNetConfig, GeoUNetForSemanticSegmentation
+
+TINY_DINOV2 = dict(hidden_size=32, num_hidden_layers=4, num_attention_heads=2)
+TINY_BACKBONES = {
+    "dinov2-small": TINY_DINOV2,
+    "convnext-tiny": dict(hidden_sizes=[8, 16, 24, 32], depths=[1, 1, 1, 1]),
+    "swin-tiny": dict(embed_dim=8, depths=[1, 1, 1, 1], num_heads=[1, 1, 2, 2]),
+}
+ODD_SIZE = (57, 83)
+
+
+def tiny_config(task="fault", decoder="linear", backbone="dinov2-small", **kwargs) -> GeoFMConfig:
+    return GeoFMConfig.for_task(task, backbone=backbone, decoder=decoder, backbone_overrides=TINY_BACKBONES[backbone], **kwargs)
+
+
+@pytest.mark.parametrize("backbone", sorted(TINY_BACKBONES))
+@pytest.mark.parametrize("decoder", sorted(geofm_hf.DECODERS))
+def test_logits_have_the_input_size_for_every_decoder_and_backbone(decoder, backbone):
+    torch.manual_seed(0)
+    model = GeoFMForSemanticSegmentation(tiny_config("seismic-facies", decoder, backbone)).eval()
+    with torch.no_grad():
+        output = model(pixel_values=torch.randn(2, 1, *ODD_SIZE))
+    assert output.logits.shape == (2, 6, *ODD_SIZE)
+    assert torch.isfinite(output.logits).all()
+
+
+def test_loss_is_returned_with_labels_and_labels_of_another_size_are_refused():
+    model = GeoFMForSemanticSegmentation(tiny_config())
+    labels = torch.randint(0, 2, (1, *ODD_SIZE))
+    assert model(pixel_values=torch.randn(1, 1, *ODD_SIZE), labels=labels).loss.ndim == 0
+    with pytest.raises(ValueError, match="never resized"):
+        model(pixel_values=torch.randn(1, 1, *ODD_SIZE), labels=labels[..., :-1])
+
+
+@pytest.mark.parametrize("decoder", ["linear", "mla"])
+def test_a_few_optimiser_steps_overfit_a_tiny_batch(decoder):
+    torch.manual_seed(0)
+    model = GeoFMForSemanticSegmentation(tiny_config("salt", decoder=decoder))
+    labels = torch.zeros(2, 42, 56, dtype=torch.long)
+    labels[0, 10:30, 14:42] = 1
+    labels[1, :, 28:] = 1
+    pixel_values = (2.0 * labels - 1.0 + 0.3 * torch.randn(2, 42, 56)).unsqueeze(1)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(25):
+        loss = model(pixel_values=pixel_values, labels=labels).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0]
+
+
+@pytest.mark.parametrize("auto_class", [AutoModel, AutoModelForSemanticSegmentation])
+def test_save_and_auto_reload_give_identical_logits(tmp_path, auto_class):
+    model = GeoFMForSemanticSegmentation(tiny_config(decoder="dpt", backbone="convnext-tiny")).eval()
+    model.save_pretrained(tmp_path)
+    assert (tmp_path / "model.safetensors").exists() and (tmp_path / "config.json").exists()
+    reloaded = auto_class.from_pretrained(tmp_path).eval()
+    assert type(reloaded) is GeoFMForSemanticSegmentation
+    pixel_values = torch.randn(1, 1, *ODD_SIZE)
+    with torch.no_grad():
+        assert torch.equal(model(pixel_values=pixel_values).logits, reloaded(pixel_values=pixel_values).logits)
+    assert AutoConfig.from_pretrained(tmp_path).to_diff_dict() == model.config.to_diff_dict()
+
+
+def test_for_task_fills_classes_and_default_levels():
+    config = GeoFMConfig.for_task("fault", backbone="dinov2-small", decoder="mla")
+    assert config.num_labels == 2 and config.id2label == {0: "background", 1: "fault"}
+    assert config.backbone_config.out_indices == [3, 6, 9, 12]
+    assert config.backbone_name == "facebook/dinov2-small"
+    assert GeoFMConfig.for_task("facies").num_labels == 6
+    assert GeoFMConfig.for_task("salt", backbone="dinov2-large").feature_levels == [6, 12, 18, 24]
+    assert GeoFMConfig.for_task("salt", backbone="dinov2-giant").feature_levels == [10, 20, 30, 40]
+    assert GeoFMConfig.for_task("fault").loss_weights == {"cross_entropy": 1.0, "dice": 1.0}
+
+
+def _save_tiny_dinov2(folder) -> Dinov2Model:
+    torch.manual_seed(1)
+    model = Dinov2Model(Dinov2Config(image_size=56, **TINY_DINOV2))
+    model.save_pretrained(folder)
+    return model
+
+
+def test_from_pretrained_backbone_copies_exactly_the_backbone_tensors(tmp_path):
+    reference = _save_tiny_dinov2(tmp_path).state_dict()
+    model = GeoFMForSemanticSegmentation.from_pretrained_backbone(str(tmp_path), task="salt", decoder="pup")
+    backbone = model.backbone.state_dict()
+    assert set(backbone) == set(reference) - {"embeddings.mask_token"}
+    assert all(torch.equal(backbone[name], reference[name]) for name in backbone)
+    assert model.config.decoder == "pup" and model.config.task == "salt"
+    assert model.config.backbone_name == str(tmp_path)
+
+
+def test_from_pretrained_backbone_refuses_missing_and_mis_shaped_tensors(tmp_path):
+    _save_tiny_dinov2(tmp_path)
+    weights = load_file(tmp_path / "model.safetensors")
+    dropped = "encoder.layer.1.attention.k_proj.bias"
+    weights.pop(next(k for k in weights if k.endswith("layer.1.attention.attention.key.bias") or k == dropped))
+    save_file(weights, tmp_path / "model.safetensors", metadata={"format": "pt"})
+    with pytest.raises(ValueError, match="missing tensors.*layer.1"):
+        GeoFMForSemanticSegmentation.from_pretrained_backbone(str(tmp_path), task="salt")
+    config = json.loads((tmp_path / "config.json").read_text())
+    (tmp_path / "config.json").write_text(json.dumps({**config, "hidden_size": 64}))
+    with pytest.raises(ValueError, match="mis-shaped"):
+        GeoFMForSemanticSegmentation.from_pretrained_backbone(str(tmp_path), task="salt")
+
+
+def test_from_pretrained_backbone_refuses_an_unsupported_architecture(tmp_path):
+    AutoConfig.for_model("bert", hidden_size=32, num_hidden_layers=1, num_attention_heads=2).save_pretrained(tmp_path)
+    with pytest.raises(ValueError, match="'bert' is not supported"):
+        GeoFMForSemanticSegmentation.from_pretrained_backbone(str(tmp_path), task="salt")
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(decoder="segformer"), "decoder='segformer' is unknown"),
+        (dict(feature_levels=[2, 4, 9]), r"\[9\] beyond the backbone's depth"),
+        (dict(in_channels=2), "in_channels=2 cannot be repeated"),
+        (dict(loss_weights={"lovasz": 1.0}), "unknown terms"),
+        (dict(class_weights=[1.0]), "class_weights has 1 entries"),
+        (dict(decoder_kwargs={"bogus": 1}), None),
+    ],
+)
+def test_bad_configs_say_what_is_wrong(kwargs, message):
+    if message is None:  # decoder settings are checked when the decoder is built
+        with pytest.raises(ValueError, match="Bad decoder_kwargs"):
+            GeoFMForSemanticSegmentation(tiny_config(**kwargs))
+        return
+    with pytest.raises(ValueError, match=message):
+        tiny_config(**kwargs)
+
+
+def test_unknown_task_and_backbone_preset_are_named():
+    with pytest.raises(KeyError, match="Unknown task 'gravity'"):
+        GeoFMConfig.for_task("gravity")
+    with pytest.raises(ValueError, match="Unknown backbone preset 'vit-huge'"):
+        GeoFMConfig.for_task("salt", backbone="vit-huge")
+
+
+def test_input_that_does_not_fit_the_model_is_refused():
+    model = GeoFMForSemanticSegmentation(tiny_config())
+    with pytest.raises(ValueError, match="3 channels but the model's config.in_channels is 1"):
+        model(pixel_values=torch.randn(1, 3, 28, 28))
+    with pytest.raises(ValueError, match="at least 14 x 14"):
+        model(pixel_values=torch.randn(1, 1, 10, 28))
+
+
+def test_conv_channel_adapter_takes_several_channels_and_starts_as_their_mean():
+    model = GeoFMForSemanticSegmentation(tiny_config(in_channels=2, channel_adapter="conv")).eval()
+    pixel_values = torch.randn(1, 2, 28, 42)
+    adapted = model.channel_adapter(pixel_values)
+    assert adapted.shape == (1, 3, 28, 42)
+    assert torch.allclose(adapted, pixel_values.mean(dim=1, keepdim=True).expand(-1, 3, -1, -1), atol=1e-6)
+    assert model(pixel_values=pixel_values).logits.shape == (1, 2, 28, 42)
+
+
+def test_unet_baseline_has_the_same_contract_and_auto_round_trip(tmp_path):
+    torch.manual_seed(0)
+    model = GeoUNetForSemanticSegmentation(GeoUNetConfig.for_task("seismic-facies", widths=[4, 8, 16, 16])).eval()
+    pixel_values = torch.randn(2, 1, *ODD_SIZE)
+    with torch.no_grad():
+        logits = model(pixel_values=pixel_values).logits
+    assert logits.shape == (2, 6, *ODD_SIZE)
+    model.save_pretrained(tmp_path)
+    reloaded = AutoModel.from_pretrained(tmp_path).eval()
+    assert type(reloaded) is GeoUNetForSemanticSegmentation
+    with torch.no_grad():
+        assert torch.equal(reloaded(pixel_values=pixel_values).logits, logits)
+
+
+def test_unet_default_widths_follow_the_study():
+    model = GeoUNetForSemanticSegmentation(GeoUNetConfig.for_task("salt"))
+    assert [stage[0].out_channels for stage in model.encoder] == [32, 64, 128, 256, 256]
+    assert [stage[0].out_channels for stage in model.decoder] == [128, 64, 32, 32]
+
+
+def test_decoder_parameter_counts_follow_the_study_widths():
+    """ViT-S, 2 classes. The study's MLA and DPT also counted modules they never called (one MLA ``intmd`` block,
+    664,704 parameters; DPT's deepest skip unit, 1,181,184): with those added back the counts equal its 10.97 M and
+    13.58 M."""
+    counts = {
+        name: sum(p.numel() for p in GeoFMForSemanticSegmentation(GeoFMConfig.for_task("fault", decoder=name)).decoder.parameters())
+        for name in ("linear", "pup", "mla", "dpt")
+    }
+    assert counts["linear"] == 384 * 2 + 2
+    assert counts["pup"] == 914_882
+    assert counts["mla"] + 664_704 == 10_967_810
+    assert counts["dpt"] + 1_181_184 == 13_583_586
+
+
+def test_hidden_states_and_tuple_output():
+    model = GeoFMForSemanticSegmentation(tiny_config()).eval()
+    with torch.no_grad():
+        output = model(pixel_values=torch.randn(1, 1, 28, 28), output_hidden_states=True)
+        as_tuple = model(pixel_values=torch.randn(1, 1, 28, 28), return_dict=False)
+    assert len(output.hidden_states) == TINY_DINOV2["num_hidden_layers"] + 1
+    assert isinstance(as_tuple, tuple) and as_tuple[0].shape == (1, 2, 28, 28)
+
+
+def test_offline_environment_is_set():
+    assert os.environ["HF_HUB_OFFLINE"] == "1"

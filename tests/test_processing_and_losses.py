@@ -1,0 +1,117 @@
+"""Image processor normalisation and post-processing; loss terms against hand-computed values."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch.nn import functional as F
+from transformers import AutoImageProcessor
+from transformers.modeling_outputs import SemanticSegmenterOutput
+
+import geofm_hf
+from geofm_hf.image_processing_geofm import GREY_IMAGENET_MEAN, GREY_IMAGENET_STD, AmplitudeStats
+from geofm_hf.losses import SegmentationLoss, dice_loss, focal_loss
+
+
+def test_percentile_normalisation_matches_a_hand_computation():
+    image = np.arange(101, dtype=np.float32).reshape(1, 101) * 10.0  # values 0..1000: percentile k is 10 k
+    processor = geofm_hf.GeoFMImageProcessor(clip_percentiles=(10, 90))
+    assert processor.amplitude_stats(image) == AmplitudeStats(100.0, 800.0)
+    out = processor.normalize(image)
+    expected = (np.clip((image - 100.0) / 800.0, 0, 1) - GREY_IMAGENET_MEAN) / GREY_IMAGENET_STD
+    np.testing.assert_allclose(out, expected, rtol=1e-6)
+    assert out.dtype == np.float32
+
+
+def test_standardize_and_study_modes():
+    image = np.array([[0.0, 2.0], [4.0, 6.0]], dtype=np.float32)
+    standard = geofm_hf.GeoFMImageProcessor(normalization="standardize").normalize(image)
+    np.testing.assert_allclose(standard, (image - 3.0) / math.sqrt(5.0), rtol=1e-6)
+    study = geofm_hf.GeoFMImageProcessor(normalization="study").normalize(np.array([[12.7, 300.0, -5.0]]))
+    np.testing.assert_allclose(study, [[12.0 / 255, 1.0, 0.0]], rtol=1e-6)
+
+
+def test_shared_stats_are_used_for_every_tile():
+    volume = np.random.default_rng(0).normal(size=(4, 30, 30)).astype(np.float32)
+    processor = geofm_hf.GeoFMImageProcessor()
+    stats = processor.amplitude_stats(volume)
+    tiles = [processor.normalize(volume[i], stats) for i in range(4)]
+    np.testing.assert_array_equal(np.stack(tiles), processor.normalize(volume, stats))
+
+
+def test_nan_is_refused_with_its_position():
+    image = np.zeros((5, 6), dtype=np.float32)
+    image[2, 3] = np.nan
+    with pytest.raises(ValueError, match=r"image 0 contains 1 NaN/Inf values \(first at index \(2, 3\)\)"):
+        geofm_hf.GeoFMImageProcessor()(image)
+
+
+def test_preprocess_shapes_and_errors():
+    processor = geofm_hf.GeoFMImageProcessor()
+    batch = processor([np.random.rand(20, 30), np.random.rand(20, 30)])
+    assert batch["pixel_values"].shape == (2, 1, 20, 30) and batch["pixel_values"].dtype == torch.float32
+    with pytest.raises(ValueError, match="must share a shape"):
+        processor([np.random.rand(20, 30), np.random.rand(21, 30)])
+    with pytest.raises(ValueError, match=r"expected \(height, width\) or \(1, height, width\)"):
+        processor(np.random.rand(3, 20, 30))
+
+
+def test_post_process_returns_class_maps_at_the_target_sizes():
+    logits = torch.zeros(2, 3, 4, 4)
+    logits[0, 2] = 1.0
+    logits[1, 1, :, 2:] = 1.0
+    maps = geofm_hf.GeoFMImageProcessor().post_process_semantic_segmentation(
+        SemanticSegmenterOutput(logits=logits), target_sizes=[(4, 4), (8, 8)]
+    )
+    assert torch.equal(maps[0], torch.full((4, 4), 2))
+    assert maps[1].shape == (8, 8) and maps[1][:, :3].eq(0).all() and maps[1][:, 5:].eq(1).all()
+
+
+def test_processor_round_trips_through_auto_image_processor(tmp_path):
+    processor = geofm_hf.GeoFMImageProcessor(normalization="standardize", clip_percentiles=(2, 98))
+    processor.save_pretrained(tmp_path)
+    reloaded = AutoImageProcessor.from_pretrained(tmp_path)
+    assert type(reloaded) is geofm_hf.GeoFMImageProcessor
+    assert (reloaded.normalization, reloaded.clip_percentiles) == ("standardize", [2.0, 98.0])
+
+
+def test_unknown_normalisation_is_refused():
+    with pytest.raises(ValueError, match="normalization='zscore' is unknown"):
+        geofm_hf.GeoFMImageProcessor(normalization="zscore")
+
+
+def test_cross_entropy_term_equals_torch_and_respects_ignore_index():
+    logits = torch.randn(2, 3, 5, 5)
+    labels = torch.randint(0, 3, (2, 5, 5))
+    labels[0, 0, 0] = 255
+    loss = SegmentationLoss({"cross_entropy": 1.0})(logits, labels)
+    assert torch.allclose(loss, F.cross_entropy(logits, labels, ignore_index=255))
+
+
+def test_dice_is_zero_for_a_confident_perfect_prediction_and_hand_computed_otherwise():
+    labels = torch.tensor([[[0, 1], [1, 1]]])
+    perfect = F.one_hot(labels, 2).permute(0, 3, 1, 2).float() * 100
+    assert dice_loss(perfect, labels, None, 255, 2.0).item() == pytest.approx(0.0, abs=1e-6)
+    uniform = torch.zeros(1, 2, 2, 2)  # p = 0.5 everywhere
+    # class 0: inter 0.5, total 2 + 1 -> 1 - 2/4; class 1: inter 1.5, total 2 + 3 -> 1 - 4/6
+    expected = ((1 - 2 / 4) + (1 - 4 / 6)) / 2
+    assert dice_loss(uniform, labels, None, 255, 2.0).item() == pytest.approx(expected)
+
+
+def test_focal_with_gamma_zero_is_cross_entropy_and_class_weights_apply():
+    logits = torch.randn(1, 2, 3, 3)
+    labels = torch.randint(0, 2, (1, 3, 3))
+    assert focal_loss(logits, labels, None, 255, 0.0).item() == pytest.approx(F.cross_entropy(logits, labels).item(), rel=1e-5)
+    weights = torch.tensor([0.0, 1.0])
+    per_pixel = F.cross_entropy(logits, labels, reduction="none")
+    expected = (per_pixel * (labels == 1)).sum() / labels.numel()
+    assert focal_loss(logits, labels, weights, 255, 0.0).item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_weighted_sum_of_terms():
+    logits = torch.randn(1, 2, 4, 4)
+    labels = torch.randint(0, 2, (1, 4, 4))
+    combined = SegmentationLoss({"cross_entropy": 0.5, "dice": 2.0})(logits, labels)
+    expected = 0.5 * F.cross_entropy(logits, labels) + 2.0 * dice_loss(logits, labels, None, 255, 2.0)
+    assert combined.item() == pytest.approx(expected.item(), rel=1e-6)
