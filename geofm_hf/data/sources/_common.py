@@ -6,6 +6,7 @@ checks (finite amplitudes, class ids in range, no orphan images or labels) read 
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -63,6 +64,20 @@ def list_files(folder: Path, suffixes: tuple[str, ...], what: str) -> list[Path]
     return files
 
 
+def stems(paths: Iterable[Path]) -> dict[str, Path]:
+    """Index files by name without suffix, the key that pairs an image with its label."""
+    return {path.stem: path for path in paths}
+
+
+def only_file(folder: Path, suffixes: tuple[str, ...], option: str, what: str, exclude: Path | None = None) -> Path:
+    """The one file of ``folder`` with one of ``suffixes``; several or none is an error telling to pass ``option``."""
+    files = [path for path in list_files(folder, suffixes, what) if exclude is None or path.name != exclude.name]
+    if len(files) != 1:
+        names = ", ".join(path.name for path in files) or "none"
+        raise ValueError(f"{folder} holds {len(files)} {what} ({names}): name one with {option}=FILE")
+    return files[0]
+
+
 def split_folders(input_dir: Path) -> dict[str, Path]:
     """Map split names to sub-folders named after splits (``train/``, ``valid/``, ``test/``...).
 
@@ -108,6 +123,36 @@ def relative(path: Path, root: Path) -> str:
         return Path(path).resolve().relative_to(Path(root).resolve()).as_posix()
     except ValueError:
         return str(path)
+
+
+def read_rows(path: Path, what: str) -> list[list[str]]:
+    """Non-blank rows of a comma-separated file; CR (old Mac), LF and CRLF line ends are all accepted."""
+    require_file(path, what)
+    with open(path, newline="", encoding="utf-8-sig") as handle:
+        return [[cell.strip() for cell in row] for row in csv.reader(handle) if any(cell.strip() for cell in row)]
+
+
+def find_column(header: list[str], names: tuple[str, ...], path: Path, option: str | None = None) -> int:
+    """Index of the first of ``names`` in ``header`` (case-insensitive); missing is an error naming ``option``."""
+    lowered = [cell.lower() for cell in header]
+    for name in names:
+        if name.lower() in lowered:
+            return lowered.index(name.lower())
+    hint = f"; name it with {option}=COLUMN" if option else ""
+    raise ValueError(f"{path}: no column {' or '.join(map(repr, names))} in header {header}{hint}")
+
+
+def numbers(rows: list[list[str]], columns: list[int], path: Path) -> np.ndarray:
+    """The given columns of ``rows`` as a float64 (rows, columns) array; a bad cell is an error quoting its row."""
+    table = np.empty((len(rows), len(columns)), dtype=np.float64)
+    for i, row in enumerate(rows):
+        try:
+            table[i] = [float(row[c]) for c in columns]
+        except (ValueError, IndexError):
+            raise ValueError(f"{path}: expected numbers in columns {columns} of row {row}") from None
+    if not np.isfinite(table).all():
+        raise ValueError(f"{path}: NaN or Inf in columns {columns}")
+    return table
 
 
 # --- values ------------------------------------------------------------------------------------------------------

@@ -59,10 +59,14 @@ def as_ints(name: str, value: Any, lengths: tuple[int, ...], minimum: int = 1) -
     items = _items(value)
     if len(items) == 1 and len(lengths) == 1:
         items = items * lengths[0]
-    if len(items) not in lengths:
-        counts = " or ".join(str(n) for n in lengths)
-        raise _fail(name, value, f"{counts} comma-separated integers >= {minimum}")
-    return tuple(as_int(name, item, minimum) for item in items)
+    expected = f"{' or '.join(str(n) for n in lengths)} comma-separated integers >= {minimum}"
+    try:
+        parsed = tuple(int(item) for item in items)
+    except ValueError:
+        raise _fail(name, value, expected) from None
+    if len(parsed) not in lengths or min(parsed) < minimum:
+        raise _fail(name, value, expected)
+    return parsed
 
 
 def as_floats(name: str, value: Any) -> tuple[float, ...]:

@@ -80,9 +80,11 @@ class GeofmSegmentation(evaluate.Metric):
             raise ValueError(f"study_batch_size must be >= 1, got {study_batch_size}")
         accumulator = ConfusionAccumulator(num_labels, ignore_index)
         for start in range(0, len(predictions), study_batch_size):
-            pairs = zip(predictions[start : start + study_batch_size], references[start : start + study_batch_size])
-            # Images are summed one by one because a batch may mix sizes.
-            accumulator.add_batch_confusion(
-                sum(confusion_matrix(prediction, reference, num_labels, ignore_index) for prediction, reference in pairs)
+            batch = slice(start, start + study_batch_size)
+            # Images are counted one by one because a batch may mix sizes.
+            per_image = (
+                confusion_matrix(prediction, reference, num_labels, ignore_index)
+                for prediction, reference in zip(predictions[batch], references[batch])
             )
+            accumulator.add_batch_confusion(sum(per_image))
         return accumulator.compute(id2label, study_variants=study_variants)

@@ -1,0 +1,15 @@
+"""Build the salt dataset (Parquet shards + dataset card, Hub repo layout) from a source; see README.md here.
+
+    python dataset_scripts/salt.py --source SOURCE [--input DIR] --output DIR [--push-to-hub REPO_ID]
+"""
+
+import sys
+from pathlib import Path
+
+# Run from a checkout without installing the package.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from geofm_hf.data.cli import main  # noqa: E402
+
+if __name__ == "__main__":
+    sys.exit(main(task="salt"))

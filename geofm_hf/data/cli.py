@@ -1,0 +1,176 @@
+"""Command line of the dataset builder: ``geofm dataset --task T ...`` and ``python dataset_scripts/<task>.py ...``.
+
+Both take the same options; a dataset script only fixes ``--task``::
+
+    python dataset_scripts/fault.py --source synthetic --num 200 --seed 0 --output out/fault
+    python dataset_scripts/salt.py --source study --input /data/zenodo-12798750 --output out/salt \\
+        --push-to-hub my-org/salt
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from huggingface_hub.utils import validate_repo_id
+
+from ..hub import HubPushError
+from ..tasks import TASKS, get_task
+from .builder import DEFAULT_HOLDOUT, build_dataset_folder, push_dataset_folder
+from .records import reader_kwargs
+
+# Named flags that are reader options (the reader keyword is the flag's dest).
+NAMED_OPTIONS = ("num", "seed", "size", "shape", "byte_order")
+
+
+def add_dataset_arguments(parser: argparse.ArgumentParser, task: str | None = None) -> None:
+    """Add the builder's options to ``parser``; with ``task`` given, ``--task`` is fixed and not offered."""
+    if task is None:
+        parser.add_argument("--task", required=True, help=f"task to build: {', '.join(TASKS)} (or an alias)")
+    else:
+        parser.set_defaults(task=task)
+    parser.add_argument(
+        "--source",
+        required=True,
+        help="'study' (the study's release layout), 'synthetic', or an original format reader "
+        "(see dataset_scripts/README.md)",
+    )
+    parser.add_argument("--input", dest="input_dir", type=Path, help="input folder of the source (not for synthetic)")
+    parser.add_argument("--output", required=True, type=Path, help="folder to write (Hub dataset repo layout)")
+    parser.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
+    parser.add_argument("--push-to-hub", metavar="REPO_ID", help="upload the folder to this Hub dataset repo")
+    parser.add_argument("--private", action="store_true", help="create the Hub repo as private")
+    parser.add_argument("--token", help="Hub write token (default: the one of `hf auth login`, or HF_TOKEN)")
+    parser.add_argument(
+        "--validation-fraction",
+        type=float,
+        default=DEFAULT_HOLDOUT,
+        help="share of train used as validation when the source has no validation split (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--test-fraction",
+        type=float,
+        default=DEFAULT_HOLDOUT,
+        help="share of train used as test when the source has no test split (default: %(default)s)",
+    )
+    reader = parser.add_argument_group("reader options (passed to the source's reader when given)")
+    reader.add_argument("--num", type=int, help="synthetic: number of sections (default 100)")
+    reader.add_argument("--seed", type=int, help="synthetic: seed (default 0)")
+    reader.add_argument(
+        "--size", help="synthetic: N1,N2, or 'native' for the task's size in the study (default 128,128)"
+    )
+    reader.add_argument("--shape", help="study and raw binary sources: N1,N2 of the stored sections")
+    reader.add_argument("--byte-order", choices=("little", "big"), help="raw binary sources: byte order of the files")
+    reader.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="any other reader option, repeatable (e.g. --option patch=512,512 --option axis=inline)",
+    )
+
+
+def parse_options(pairs: Sequence[str]) -> dict[str, str]:
+    """Turn ``["key=value", ...]`` into a dict (dashes in keys become underscores); readers parse the values."""
+    options = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--option {pair!r}: expected KEY=VALUE")
+        options[key.strip().replace("-", "_")] = value
+    return options
+
+
+def reader_options(args: argparse.Namespace) -> dict[str, Any]:
+    """Reader options from the named flags and the ``--option`` pairs; the same option given both ways is an error."""
+    named = reader_kwargs({name: getattr(args, name) for name in NAMED_OPTIONS})
+    extra = parse_options(args.option)
+    twice = sorted(named.keys() & extra.keys())
+    if twice:
+        raise ValueError(f"Option(s) {', '.join(twice)} given both as a flag and with --option")
+    return {**named, **extra}
+
+
+def _redact_token(arguments: Sequence[str]) -> list[str]:
+    """Hide the value of ``--token``: the command is published in the dataset card."""
+    redacted = []
+    for previous, argument in zip(["", *arguments], arguments):
+        if previous == "--token":
+            argument = "<token>"
+        elif argument.startswith("--token="):
+            argument = "--token=<token>"
+        redacted.append(argument)
+    return redacted
+
+
+def command_line(argv: Sequence[str] | None = None) -> str:
+    """The command as the user typed it (``python dataset_scripts/x.py ...`` or ``geofm dataset ...``), token hidden."""
+    program, *arguments = sys.argv if argv is None else [sys.argv[0], *argv]
+    launcher = ["python", program] if program.endswith(".py") else [Path(program).name]
+    return shlex.join([*launcher, *_redact_token(arguments)])
+
+
+def run_dataset(args: argparse.Namespace) -> int:
+    """Build (and optionally upload) a dataset folder; print a short error instead of a traceback on bad input."""
+    try:
+        task = get_task(args.task)
+        if args.push_to_hub:
+            validate_repo_id(args.push_to_hub)  # before the build, not after an hour of conversion
+    except (KeyError, ValueError) as error:
+        print(f"error: {error.args[0]}", file=sys.stderr)
+        return 2
+    try:
+        folder = build_dataset_folder(
+            task,
+            args.source,
+            args.output,
+            input_dir=args.input_dir,
+            options=reader_options(args),
+            command=args.command_line or command_line(),
+            repo_id=args.push_to_hub,
+            overwrite=args.overwrite,
+            validation_fraction=args.validation_fraction,
+            test_fraction=args.test_fraction,
+        )
+    except (ValueError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(f"Dataset folder written: {folder}")
+    if args.push_to_hub:
+        try:
+            commit = push_dataset_folder(folder, args.push_to_hub, token=args.token, private=args.private)
+        except HubPushError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 1
+        print(f"Uploaded to {commit.repo_url} ({commit.commit_url})")
+    return 0
+
+
+def add_cli(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``geofm dataset``."""
+    parser = subparsers.add_parser(
+        "dataset",
+        help="build a task's Hub dataset (Parquet shards + card) from a source, optionally upload it",
+        description=__doc__.splitlines()[0],
+    )
+    add_dataset_arguments(parser)
+    parser.set_defaults(func=run_dataset, command_line=None)
+
+
+def main(argv: Sequence[str] | None = None, task: str | None = None) -> int:
+    """Entry point of the dataset scripts (``task`` fixed) and of ``python -m geofm_hf.data.cli``."""
+    parser = argparse.ArgumentParser(
+        description=f"Build the {task} dataset from a source." if task else __doc__.splitlines()[0]
+    )
+    add_dataset_arguments(parser, task)
+    args = parser.parse_args(argv)
+    args.command_line = command_line(argv)
+    return run_dataset(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
