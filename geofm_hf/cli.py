@@ -7,9 +7,18 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from . import pretrained_weights
+from . import evaluation, pretrained_weights
+from .data import cli as data_cli
+from .inference import cli as inference_cli
+from .training import cli as training_cli
 
-CLI_MODULES = (pretrained_weights.add_cli,)
+CLI_MODULES = (
+    training_cli.add_cli,
+    evaluation.add_cli,
+    inference_cli.add_cli,
+    data_cli.add_cli,
+    pretrained_weights.add_cli,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

