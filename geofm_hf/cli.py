@@ -7,12 +7,13 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from . import evaluation, pretrained_weights
+from . import evaluation, pretrained_weights, quickstart
 from .data import cli as data_cli
 from .inference import cli as inference_cli
 from .training import cli as training_cli
 
 CLI_MODULES = (
+    quickstart.add_cli,
     training_cli.add_cli,
     evaluation.add_cli,
     inference_cli.add_cli,

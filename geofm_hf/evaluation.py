@@ -205,7 +205,9 @@ class _Example:
     label: np.ndarray
 
 
-def _split_name(dataset: datasets.Dataset) -> str:
+def _split_name(dataset: datasets.Dataset, name: str | None = None) -> str:
+    if name is not None:
+        return name
     return str(dataset.split) if dataset.split is not None else "dataset"
 
 
@@ -319,6 +321,7 @@ def evaluate_model(
     device: str | torch.device = "cpu",
     max_overlays: int = 4,
     output_dir: str | os.PathLike | None = None,
+    split: str | None = None,
 ) -> dict[str, Any]:
     """Scores a segmentation model on one dataset split.
 
@@ -348,6 +351,8 @@ def evaluate_model(
         max_overlays: number of example pictures to write (rows spread evenly over the split); 0 for none.
         output_dir: if given, ``eval_results.json``, ``confusion_matrix.png`` and ``example_<row>.png`` are written
             there (each atomically).
+        split: name of the split in reports; defaults to ``dataset.split`` (which ``Dataset.select`` does not
+            update, so callers holding carved-out splits should pass it).
 
     Returns:
         `dict`: :func:`~geofm_hf.metrics.segmentation_scores` of the split (``mean_iou``, ``mean_pixel_accuracy``,
@@ -367,7 +372,8 @@ def evaluate_model(
     label_names = _label_names(config)
     ignore_index = getattr(config, "ignore_index", None) if ignore_index is None else ignore_index
     study_batch_size = study_batch_size or batch_size
-    where = f"{_split_name(dataset)} split"
+    split = _split_name(dataset, split)
+    where = f"{split} split"
     accumulator = ConfusionAccumulator(config.num_labels, ignore_index)
     study_batches = _StudyBatches(accumulator, study_batch_size)
     example_rows = _example_rows(len(dataset), max_overlays)
@@ -393,7 +399,7 @@ def evaluate_model(
     results = accumulator.compute(id2label=dict(enumerate(label_names)))
     results.update(
         task=getattr(config, "task", None),
-        split=_split_name(dataset),
+        split=split,
         num_examples=len(dataset),
         num_labelled_pixels=int(accumulator.confusion.sum()),
         label_names=label_names,

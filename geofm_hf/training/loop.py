@@ -5,9 +5,11 @@ Output folder of a run::
     training_config.yaml     the config as run
     metrics.jsonl            training logs and validation scores, one JSON record per line
     checkpoints/step-N/      resumable state (accelerate's save_state + trainer_state.json); the newest are kept
-    best/                    the best model on validation mIoU: a plain GeoFMForSemanticSegmentation + processor
+    best/                    the best model on validation mIoU: a plain segmenter (GeoFMForSemanticSegmentation, or
+                             the UNet of `backbone: unet`) + processor
     adapter/                 (lora) the best peft adapter, loadable onto a fresh model with PeftModel.from_pretrained
-    trainer_state.json       step, best validation score, history, world size, throughput (see `TrainerState`)
+    trainer_state.json       step, best validation score, history, world size, throughput, peak GPU memory
+                             (see `TrainerState`)
     eval_results.json        the keyword arguments of `geofm_hf.model_card.write_model_card` (see `model_card_fields`)
     test/                    `geofm_hf.evaluation.evaluate_model` output for best/ on the test split (scores, pictures)
     training_curves.png
@@ -34,23 +36,24 @@ from accelerate.utils import set_seed
 from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
-from transformers import get_cosine_schedule_with_warmup
+from transformers import PreTrainedModel, get_scheduler
 
 from ..evaluation import evaluate_model, load_model_and_processor, write_results_json
 from ..image_processing_geofm import GeoFMImageProcessor
 from ..metrics import ConfusionAccumulator, confusion_matrix
-from ..modeling_geofm import GeoFMForSemanticSegmentation
 from ..tasks import TaskSpec, get_task
 from .adaptation import (
     ADAPTATIONS,
     BackboneInfo,
     ParameterCounts,
     adapt_model,
+    backbone_parameter_ids,
     base_model,
     build_model,
     describe_adaptation,
+    describe_architecture,
 )
-from .config import TrainingConfig
+from .config import LR_SCHEDULERS, TRAIN_TIME_CLOCKS, TrainingConfig
 from .curves import append_jsonl, plot_training_curves, write_jsonl
 from .data import DataRequirements, PadCollator, SectionDataset, check_first_rows, load_splits, scan_labels
 
@@ -87,12 +90,17 @@ class TrainerState:
         best_metric: best validation mIoU so far (dataset-level), and ``best_step`` where it was reached.
         history: training logs ``{step, epoch, loss, learning_rate, head_learning_rate}`` and evaluations
             ``{step, epoch, validation: {scores}}``, in order.
+        train_seconds: time spent in optimiser steps, on the config's ``train_time_clock``, over all resumes
+            (evaluation and checkpointing excluded): what ``max_train_seconds`` is checked against.
+        out_of_time: whether training ended because ``max_train_seconds`` was spent.
     """
 
     global_step: int = 0
     best_metric: float | None = None
     best_step: int | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
+    train_seconds: float = 0.0
+    out_of_time: bool = False
 
     def save(self, path: Path, **extra: Any) -> None:
         write_results_json({**dataclasses.asdict(self), **extra}, path)
@@ -100,7 +108,8 @@ class TrainerState:
     @classmethod
     def load(cls, path: Path) -> "TrainerState":
         data = json.loads(path.read_text())
-        return cls(**{f.name: data[f.name] for f in dataclasses.fields(cls)})
+        # Fields added later keep their defaults when resuming an older checkpoint.
+        return cls(**{f.name: data[f.name] for f in dataclasses.fields(cls) if f.name in data})
 
 
 @dataclass
@@ -203,8 +212,8 @@ def sorted_checkpoints(output_dir: Path) -> list[Path]:
 
 def parameter_groups(model: nn.Module, config: TrainingConfig) -> list[dict[str, Any]]:
     """AdamW groups: backbone (incl. LoRA matrices) at ``learning_rate``, the rest at ``head_learning_rate``;
-    biases, norms and embeddings without weight decay."""
-    backbone_ids = {id(p) for p in base_model(model).backbone.parameters()}
+    biases, norms and embeddings without weight decay. A model trained from scratch is all head."""
+    backbone_ids = backbone_parameter_ids(model)
     rates = {"backbone": config.learning_rate, "head": config.head_learning_rate or config.learning_rate}
     groups: dict[tuple[str, bool], list[nn.Parameter]] = {}
     for name, parameter in model.named_parameters():
@@ -281,7 +290,8 @@ def prepare_run(config: TrainingConfig) -> TrainingRun:
     total_steps = config.max_steps or steps_per_epoch * config.num_epochs
     # Accelerate steps a prepared scheduler once per process for every optimiser step.
     scheduler = accelerator.prepare(
-        get_cosine_schedule_with_warmup(
+        get_scheduler(
+            config.lr_scheduler,
             optimizer,
             num_warmup_steps=math.ceil(config.warmup_ratio * total_steps) * accelerator.num_processes,
             num_training_steps=total_steps * accelerator.num_processes,
@@ -409,7 +419,7 @@ def save_best(run: TrainingRun) -> None:
             staging.rmdir()
 
 
-def _save_plain_model(model: GeoFMForSemanticSegmentation, processor: GeoFMImageProcessor, folder: Path) -> None:
+def _save_plain_model(model: PreTrainedModel, processor: GeoFMImageProcessor, folder: Path) -> None:
     model.save_pretrained(folder)
     processor.save_pretrained(folder)
 
@@ -430,9 +440,19 @@ def _log_record(run: TrainingRun, state: TrainerState, epoch: int, loss_sum: tor
     }
 
 
-def _evaluation_due(run: TrainingRun, step: int) -> bool:
+def _evaluation_due(run: TrainingRun, step: int, last: bool) -> bool:
     every = run.config.eval_steps or run.steps_per_epoch
-    return step % every == 0 or step == run.total_steps
+    return last or step % every == 0
+
+
+def _out_of_time(run: TrainingRun, state: TrainerState) -> bool:
+    """Whether ``max_train_seconds`` is spent. Processes decide together (one out of time stops all at the same step),
+    so that none is left waiting in a collective operation the others have quit."""
+    budget = run.config.max_train_seconds
+    if budget is None:
+        return False
+    spent = torch.tensor(float(state.train_seconds >= budget), device=run.accelerator.device)
+    return run.accelerator.reduce(spent, reduction="sum").item() > 0
 
 
 def _save_due(run: TrainingRun, step: int, evaluated: bool) -> bool:
@@ -470,12 +490,15 @@ def resume(run: TrainingRun, checkpoint: Path) -> TrainerState:
 
 
 def train_steps(run: TrainingRun, state: TrainerState) -> float:
-    """Run optimiser steps until ``total_steps``, evaluating and checkpointing when due.
+    """Run optimiser steps until ``total_steps`` or the end of the time budget, evaluating and checkpointing when due.
+
+    The last step is always evaluated (and checkpointed unless ``save_steps`` says otherwise), so ``best/`` exists.
 
     Returns:
         `float`: training throughput in sections per second over all processes (evaluation and saving excluded).
     """
     accelerator, model, config = run.accelerator, run.model, run.config
+    clock = TRAIN_TIME_CLOCKS[config.train_time_clock]
     model.train()
     start_epoch = state.global_step // run.steps_per_epoch
     skip_batches = (state.global_step % run.steps_per_epoch) * config.gradient_accumulation_steps
@@ -489,7 +512,7 @@ def train_steps(run: TrainingRun, state: TrainerState) -> float:
         batches = run.train_loader
         if epoch == start_epoch and skip_batches:
             batches = accelerator.skip_first_batches(run.train_loader, skip_batches)
-        tick = time.perf_counter()
+        tick, clock_tick = time.perf_counter(), clock()
         for batch in batches:
             with accelerator.accumulate(model):
                 loss = model(**batch).loss
@@ -507,25 +530,39 @@ def train_steps(run: TrainingRun, state: TrainerState) -> float:
             state.global_step += 1
             progress.update()
             train_seconds += time.perf_counter() - tick
+            state.train_seconds += clock() - clock_tick
             step = state.global_step
-            if step % config.logging_steps == 0 or step == run.total_steps:
+            state.out_of_time = _out_of_time(run, state)
+            last = step >= run.total_steps or state.out_of_time
+            if state.out_of_time:
+                logger.info(
+                    f"Time budget spent ({state.train_seconds:.1f} s >= max_train_seconds={config.max_train_seconds}, "
+                    f"{config.train_time_clock} clock): training ends at step {step}"
+                )
+            if step % config.logging_steps == 0 or last:
                 record = _log_record(run, state, epoch, loss_sum, loss_count)
                 _record(run, state, record)
                 progress.set_postfix(loss=f"{record['loss']:.4f}")
                 loss_sum.zero_()
                 loss_count = 0
-            evaluated = _evaluation_due(run, step)
+            evaluated = _evaluation_due(run, step, last)
             if evaluated:
                 _validate(run, state, epoch)
             if _save_due(run, step, evaluated):
                 save_checkpoint(run, state)
-            tick = time.perf_counter()
-            if step >= run.total_steps:
+            if last:
                 break
-        if state.global_step >= run.total_steps:
+            tick, clock_tick = time.perf_counter(), clock()
+        if state.global_step >= run.total_steps or state.out_of_time:
             break
     progress.close()
     return samples / max(train_seconds, 1e-9)
+
+
+def _time_budget(config: TrainingConfig) -> dict[str, Any]:
+    if config.max_train_seconds is None:
+        return {}
+    return {"max_train_seconds": config.max_train_seconds, "train_time_clock": config.train_time_clock}
 
 
 def _hyperparameters(run: TrainingRun, state: TrainerState) -> dict[str, Any]:
@@ -539,8 +576,10 @@ def _hyperparameters(run: TrainingRun, state: TrainerState) -> dict[str, Any]:
         "weight_decay": config.weight_decay,
         "adam_betas": list(config.adam_betas),
         "max_grad_norm": config.max_grad_norm,
-        "lr_schedule": f"linear warm-up ({config.warmup_ratio:.0%} of steps), then cosine",
+        "lr_schedule": f"{config.lr_scheduler}: {LR_SCHEDULERS[config.lr_scheduler]}",
+        "warmup_ratio": config.warmup_ratio,
         "optimizer_steps": state.global_step,
+        **_time_budget(config),
         "epochs": round(state.global_step / run.steps_per_epoch, 2),
         "per_device_batch_size": config.batch_size,
         "gradient_accumulation_steps": config.gradient_accumulation_steps,
@@ -551,7 +590,7 @@ def _hyperparameters(run: TrainingRun, state: TrainerState) -> dict[str, Any]:
         "mixed_precision": config.mixed_precision,
         "normalization": config.normalization,
         "augmentation": dataclasses.asdict(config.augmentation),
-        "feature_levels": list(model_config.feature_levels),
+        **describe_architecture(run.unwrapped).settings,
         "seed": config.seed,
     }
 
@@ -559,15 +598,15 @@ def _hyperparameters(run: TrainingRun, state: TrainerState) -> dict[str, Any]:
 def model_card_fields(run: TrainingRun, state: TrainerState, test_results: dict[str, Any]) -> dict[str, Any]:
     """Contents of ``eval_results.json``: exactly the keyword arguments of
     `geofm_hf.model_card.write_model_card` that a run knows (the caller adds ``repo_id``, ``study_data``, ...)."""
-    model_config = base_model(run.unwrapped).config
+    architecture = describe_architecture(run.unwrapped)
     best = next(e["validation"] for e in state.history if "validation" in e and e["step"] == state.best_step)
     return {
         "task": run.task.name,
         "dataset_id": run.config.dataset,
         "base_model": run.backbone.hub_id,
         "base_model_label": run.backbone.description,
-        "backbone_type": model_config.backbone_config.model_type,
-        "decoder": model_config.decoder,
+        "backbone_type": architecture.backbone_type,
+        "decoder": architecture.decoder,
         "adaptation": run.config.adaptation,
         "hyperparameters": _hyperparameters(run, state),
         "test_results": test_results,
@@ -577,10 +616,17 @@ def model_card_fields(run: TrainingRun, state: TrainerState, test_results: dict[
     }
 
 
+def peak_gpu_memory(device: torch.device) -> int | None:
+    """Most bytes torch has held allocated on a CUDA ``device`` so far; None elsewhere (the OS measures CPU memory)."""
+    return torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None
+
+
 def finish(run: TrainingRun, state: TrainerState, samples_per_second: float) -> dict[str, Any] | None:
     """Evaluate ``best/`` on the test split (main process, as ``geofm evaluate`` would); write ``eval_results.json``,
     ``trainer_state.json`` and the curves. Returns the test results (None on other processes)."""
     accelerator = run.accelerator
+    # Read before the test evaluation: the peak of training (with its validations) is what a run needs to fit.
+    peak_memory = peak_gpu_memory(accelerator.device)
     accelerator.wait_for_everyone()
     test_results = None
     if run.is_main:
@@ -595,9 +641,15 @@ def finish(run: TrainingRun, state: TrainerState, samples_per_second: float) -> 
                 device=accelerator.device,
                 max_overlays=TEST_OVERLAYS,
                 output_dir=run.output_dir / TEST_DIR,
+                split="test",
             )
         write_results_json(model_card_fields(run, state, test_results), run.output_dir / RESULTS_FILE)
-        state.save(run.output_dir / STATE_FILE, **_run_summary(run), train_samples_per_second=samples_per_second)
+        state.save(
+            run.output_dir / STATE_FILE,
+            **_run_summary(run),
+            train_samples_per_second=samples_per_second,
+            peak_gpu_memory_bytes=peak_memory,
+        )
         plot_training_curves(
             state.history, run.output_dir / CURVES_FILE, title=f"{run.task.name}: {run.config.adaptation}"
         )
