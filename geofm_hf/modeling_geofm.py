@@ -14,7 +14,7 @@ from .backbones import BACKBONE_PRESETS, BACKBONE_FAMILIES
 from .configuration_common import task_fields
 from .configuration_geofm import GeoFMConfig
 from .decoders import build_decoder
-from .modeling_common import build_loss, check_pixel_values, pad_to_multiple, segmentation_output
+from .modeling_common import build_loss, check_pixel_values, init_conv_weights, pad_to_multiple, segmentation_output
 from .tasks import get_task
 
 
@@ -57,6 +57,10 @@ class GeoFMPreTrainedModel(PreTrainedModel):
     main_input_name = "pixel_values"
     input_modalities = ("image",)
     supports_gradient_checkpointing = True
+
+    def _init_weights(self, module: nn.Module) -> None:
+        if not init_conv_weights(module):
+            super()._init_weights(module)
 
 
 class GeoFMForSemanticSegmentation(GeoFMPreTrainedModel):

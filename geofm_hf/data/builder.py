@@ -31,7 +31,8 @@ from datasets.exceptions import DatasetGenerationError
 from huggingface_hub import CommitInfo
 from tqdm.auto import tqdm
 
-from ..hub import push_folder, staged_folder
+from ..hub import push_folder
+from ..io_utils import staged_folder
 from ..tasks import TaskSpec, get_task
 from .card import CardInfo, make_dataset_card, split_statistics
 from .records import SOURCES, Section, get_source
@@ -293,7 +294,7 @@ def write_dataset_folder(
     """Write ``dataset_dict`` as a Hub dataset repo folder: Parquet shards, ``README.md`` card, ``id2label.json``.
 
     Everything is written to a staging folder next to ``folder`` and renamed at the end
-    (:func:`geofm_hf.hub.staged_folder`): a failure leaves no partial output behind.
+    (:func:`geofm_hf.io_utils.staged_folder`): a failure leaves no partial output behind.
 
     Args:
         dataset_dict: splits with the columns of :func:`section_features`.

@@ -48,6 +48,19 @@ def build_decoder(name: str, in_channels: Sequence[int], num_labels: int, settin
         raise ValueError(f"Bad decoder_kwargs {settings!r} for decoder {name!r}: {error}") from error
 
 
+@torch.no_grad()
+def classifier_conv(in_channels: int, num_labels: int) -> nn.Conv2d:
+    """The final 1x1 convolution to class logits, initialised small so that training starts from near-uniform
+    probabilities (the model's He initialisation of convolutions would give logits of several units)."""
+    conv = nn.Conv2d(in_channels, num_labels, kernel_size=1)
+    nn.init.normal_(conv.weight, std=0.01)
+    nn.init.zeros_(conv.bias)
+    # Tells transformers' post_init that these tensors are initialised already.
+    conv.weight._is_hf_initialized = True
+    conv.bias._is_hf_initialized = True
+    return conv
+
+
 class ConvBlock(nn.Sequential):
     """The study's ``conv_block``: twice (3x3 conv with bias -> BatchNorm -> ReLU), first ``in -> out``, then ``out -> out``."""
 

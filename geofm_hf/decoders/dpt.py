@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from .base import GeoDecoder, register_decoder, resize
+from .base import GeoDecoder, classifier_conv, register_decoder, resize
 
 
 class ResidualConvUnit(nn.Module):
@@ -69,7 +69,7 @@ class DPTDecoder(GeoDecoder):
         self.fusions = nn.ModuleList(FusionBlock(channels, has_skip=i < len(in_channels) - 1) for i in range(len(in_channels)))
         self.head_in = nn.Conv2d(channels, channels // 2, 3, padding=1)
         self.head_out = nn.Sequential(
-            nn.Conv2d(channels // 2, 32, 3, padding=1), nn.ReLU(), nn.Conv2d(32, num_labels, kernel_size=1)
+            nn.Conv2d(channels // 2, 32, 3, padding=1), nn.ReLU(), classifier_conv(32, num_labels)
         )
 
     def forward(self, features: Sequence[torch.Tensor], output_size: tuple[int, int]) -> torch.Tensor:

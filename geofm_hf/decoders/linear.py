@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-from torch import nn
 
-from .base import GeoDecoder, register_decoder, resize
+from .base import GeoDecoder, classifier_conv, register_decoder, resize
 
 
 @register_decoder("linear")
@@ -22,7 +21,7 @@ class LinearDecoder(GeoDecoder):
     def __init__(self, in_channels: Sequence[int], num_labels: int, upsample: str = "bilinear"):
         super().__init__()
         self.upsample = upsample
-        self.classifier = nn.Conv2d(in_channels[-1], num_labels, kernel_size=1)
+        self.classifier = classifier_conv(in_channels[-1], num_labels)
 
     def forward(self, features: Sequence[torch.Tensor], output_size: tuple[int, int]) -> torch.Tensor:
         return resize(self.classifier(features[-1]), output_size, self.upsample)

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from .base import ConvBlock, GeoDecoder, register_decoder, resize
+from .base import ConvBlock, GeoDecoder, classifier_conv, register_decoder, resize
 
 
 class _MLAOutputHead(nn.Sequential):
@@ -38,7 +38,7 @@ class MLADecoder(GeoDecoder):
         self.inputs = nn.ModuleList(ConvBlock(c, width) for c in in_channels)
         self.intermediates = nn.ModuleList(ConvBlock(width, width) for _ in in_channels[:-1])
         self.outputs = nn.ModuleList(_MLAOutputHead(width) for _ in in_channels)
-        self.classifier = nn.Conv2d(len(in_channels) * (width // 2), num_labels, kernel_size=1)
+        self.classifier = classifier_conv(len(in_channels) * (width // 2), num_labels)
 
     def forward(self, features: Sequence[torch.Tensor], output_size: tuple[int, int]) -> torch.Tensor:
         projected = [block(f) for block, f in zip(self.inputs, features)]

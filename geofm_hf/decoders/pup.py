@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from .base import ConvBlock, GeoDecoder, register_decoder, resize
+from .base import ConvBlock, GeoDecoder, classifier_conv, register_decoder, resize
 
 
 @register_decoder("pup")
@@ -26,7 +26,7 @@ class PUPDecoder(GeoDecoder):
         self.stages = nn.ModuleList(
             [ConvBlock(in_channels[-1], width)] + [ConvBlock(width, width) for _ in self.fractions[1:]]
         )
-        self.classifier = nn.Conv2d(width, num_labels, kernel_size=1)
+        self.classifier = classifier_conv(width, num_labels)
 
     def forward(self, features: Sequence[torch.Tensor], output_size: tuple[int, int]) -> torch.Tensor:
         x = features[-1]

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import torch
 from transformers.models.upernet.modeling_upernet import UperNetHead
 
-from .base import GeoDecoder, register_decoder, resize
+from .base import GeoDecoder, classifier_conv, register_decoder, resize
 
 
 @register_decoder("upernet")
@@ -32,6 +32,7 @@ class UperNetDecoder(GeoDecoder):
         super().__init__()
         head_settings = SimpleNamespace(pool_scales=tuple(pool_scales), hidden_size=channels, num_labels=num_labels)
         self.head = UperNetHead(head_settings, list(in_channels))
+        self.head.classifier = classifier_conv(channels, num_labels)
 
     def _pyramid(self, features: Sequence[torch.Tensor]) -> list[torch.Tensor]:
         if len({tuple(f.shape[-2:]) for f in features}) > 1 or len(features) != len(self.pyramid_scales):

@@ -10,6 +10,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from ..io_utils import write_atomically
 from .confusion import _validated_confusion
 
 
@@ -88,14 +89,5 @@ def plot_confusion_matrix(
     subtitle = "colour: pixel count" if normalize is None else _NORMALIZATIONS[normalize][0]
     axes.set_title(f"{title}\n({subtitle})")
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # A pid-suffixed sibling (not mkstemp, whose 0600 mode would survive the rename) keeps the usual permissions.
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        figure.savefig(temporary, format="png", dpi=120)
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
+    write_atomically(path, lambda temporary: figure.savefig(temporary, format="png", dpi=120))
     return path
