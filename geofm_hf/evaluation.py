@@ -15,7 +15,6 @@ import json
 import logging
 import math
 import os
-import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +34,7 @@ from transformers import AutoModel
 from .image_processing_geofm import GeoFMImageProcessor, check_finite
 from .inference.plots import CLIP_PERCENTILES, _class_colors
 from .io_utils import write_atomically
+from .cli_utils import reports_errors
 from .metrics import ConfusionAccumulator, confusion_matrix, segmentation_scores
 from .metrics.plots import plot_confusion_matrix
 from .tasks import TASKS
@@ -512,7 +512,8 @@ def _format_table(results: Mapping[str, Any]) -> str:
     return "\n".join(f"{name:<{width}}  {value:.4f}" for name, value in rows)
 
 
-def _evaluate(args: argparse.Namespace) -> None:
+@reports_errors("evaluate")
+def run_evaluate(args: argparse.Namespace) -> None:
     dataset = load_split(args.dataset, args.split)
     model, processor = load_model_and_processor(args.model)
     check_same_task(model.config, args.model, dataset_label_names(args.dataset), args.dataset)
@@ -531,16 +532,6 @@ def _evaluate(args: argparse.Namespace) -> None:
     if args.output is not None:
         for name in [EVAL_RESULTS_FILE, *results["figures"]]:
             print(f"wrote {args.output / name}")
-
-
-def run_evaluate(args: argparse.Namespace) -> int:
-    """Run ``geofm evaluate``; bad input is reported on stderr with exit code 2."""
-    try:
-        _evaluate(args)
-    except (ValueError, OSError) as error:
-        print(f"geofm evaluate: error: {error}", file=sys.stderr)
-        return 2
-    return 0
 
 
 def _positive_int(text: str) -> int:

@@ -248,11 +248,11 @@ def test_cli_builds_records_the_command_and_reports_errors(tmp_path, capsys):
     assert main(argv, task="das-event") == 0
     card = DatasetCard.load(tmp_path / "das" / "README.md")
     assert "--num 4 --size 16,16 --output" in card.text and "das-event" in card.text
-    assert main(argv, task="das-event") == 1
+    assert main(argv, task="das-event") == 2
     assert "is not empty" in capsys.readouterr().err
-    assert main([*argv, "--overwrite", "--option", "num=5"], task="das-event") == 1
+    assert main([*argv, "--overwrite", "--option", "num=5"], task="das-event") == 2
     assert "num given both as a flag and with --option" in capsys.readouterr().err
-    assert main([*argv, "--overwrite", "--push-to-hub", "me/das", "--token", "hf_secret"], task="das-event") == 1
+    assert main([*argv, "--overwrite", "--push-to-hub", "me/das", "--token", "hf_secret"], task="das-event") == 2
     assert "hf upload me/das" in capsys.readouterr().err
     card_text = (tmp_path / "das" / "README.md").read_text()
     assert "--token '<token>'" in card_text and "hf_secret" not in card_text

@@ -1,6 +1,5 @@
 """`evaluate_model` scores against hand-computed confusion matrices, its pictures, and `geofm evaluate` end to end."""
 
-import argparse
 import json
 import re
 from types import SimpleNamespace
@@ -17,7 +16,8 @@ from geofm_hf import GeoFMConfig, GeoFMForSemanticSegmentation, GeoFMImageProces
 from geofm_hf.data.builder import build_dataset_dict, write_dataset_folder
 from geofm_hf.data.card import CardInfo
 from geofm_hf.data.records import Section
-from geofm_hf.evaluation import add_cli, evaluate_model
+from geofm_hf.cli import main
+from geofm_hf.evaluation import evaluate_model
 
 IGNORE = 255
 SECTION_FEATURES = Features({"image": List(List(Value("float32"))), "label": List(List(Value("uint8")))})
@@ -148,10 +148,7 @@ def test_a_split_without_label_column_is_refused():
 
 
 def run_cli(*argv: str) -> int:
-    parser = argparse.ArgumentParser(prog="geofm")
-    add_cli(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["evaluate", *argv])
-    return args.func(args)
+    return main(["evaluate", *argv])
 
 
 def write_dataset(folder, task: str, size=(28, 28)):

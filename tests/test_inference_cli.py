@@ -7,7 +7,7 @@ from PIL import Image
 
 import geofm_hf
 from geofm_hf.inference import predict_tiled
-from geofm_hf.inference.cli import main
+from geofm_hf.cli import main
 from test_inference_io import read_traces, write_segy
 from test_inference_tiling import tiny_config
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from huggingface_hub.utils import validate_repo_id
 
-from ..hub import HubPushError
+from ..cli_utils import reports_errors
 from ..tasks import TASKS, get_task
 from .builder import DEFAULT_HOLDOUT, build_dataset_folder, push_dataset_folder
 from .records import reader_kwargs
@@ -114,40 +114,28 @@ def command_line(argv: Sequence[str] | None = None) -> str:
     return shlex.join([*launcher, *_redact_token(arguments)])
 
 
-def run_dataset(args: argparse.Namespace) -> int:
-    """Build (and optionally upload) a dataset folder; print a short error instead of a traceback on bad input."""
-    try:
-        task = get_task(args.task)
-        if args.push_to_hub:
-            validate_repo_id(args.push_to_hub)  # before the build, not after an hour of conversion
-    except (KeyError, ValueError) as error:
-        print(f"error: {error.args[0]}", file=sys.stderr)
-        return 2
-    try:
-        folder = build_dataset_folder(
-            task,
-            args.source,
-            args.output,
-            input_dir=args.input_dir,
-            options=reader_options(args),
-            command=args.command_line or command_line(),
-            repo_id=args.push_to_hub,
-            overwrite=args.overwrite,
-            validation_fraction=args.validation_fraction,
-            test_fraction=args.test_fraction,
-        )
-    except (ValueError, OSError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+@reports_errors("dataset")
+def run_dataset(args: argparse.Namespace) -> None:
+    """Build (and optionally upload) a dataset folder."""
+    task = get_task(args.task)
+    if args.push_to_hub:
+        validate_repo_id(args.push_to_hub)  # before the build, not after an hour of conversion
+    folder = build_dataset_folder(
+        task,
+        args.source,
+        args.output,
+        input_dir=args.input_dir,
+        options=reader_options(args),
+        command=args.command_line or command_line(),
+        repo_id=args.push_to_hub,
+        overwrite=args.overwrite,
+        validation_fraction=args.validation_fraction,
+        test_fraction=args.test_fraction,
+    )
     print(f"Dataset folder written: {folder}")
     if args.push_to_hub:
-        try:
-            commit = push_dataset_folder(folder, args.push_to_hub, token=args.token, private=args.private)
-        except HubPushError as error:
-            print(f"error: {error}", file=sys.stderr)
-            return 1
+        commit = push_dataset_folder(folder, args.push_to_hub, token=args.token, private=args.private)
         print(f"Uploaded to {commit.repo_url} ({commit.commit_url})")
-    return 0
 
 
 def add_cli(subparsers: argparse._SubParsersAction) -> None:

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 from transformers import AutoModel
 
+from ..cli_utils import reports_errors
 from ..image_processing_geofm import GeoFMImageProcessor
 from .blending import BLEND_WINDOWS
 from .plots import plot_prediction_overlay
@@ -105,17 +104,8 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run_predict)
 
 
-def run_predict(args: argparse.Namespace) -> int:
-    """Run ``geofm predict``; bad input (or an unreadable model) is reported on stderr with exit code 2."""
-    try:
-        _predict(args)
-    except (ValueError, OSError) as error:
-        print(f"geofm predict: error: {error}", file=sys.stderr)
-        return 2
-    return 0
-
-
-def _predict(args: argparse.Namespace) -> None:
+@reports_errors("predict")
+def run_predict(args: argparse.Namespace) -> None:
     refuse_existing(args.output, args.overwrite)
     model = AutoModel.from_pretrained(args.model)
     try:
@@ -209,12 +199,4 @@ def _plot(
     logger.info("wrote %s", path)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``geofm predict ...`` on its own (the ``geofm`` command adds it next to the other subcommands)."""
-    parser = argparse.ArgumentParser(prog="geofm")
-    add_cli(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return args.func(args)
-
-
-__all__ = ["add_cli", "run_predict", "main"]
+__all__ = ["add_cli", "run_predict"]
