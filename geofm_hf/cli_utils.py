@@ -12,8 +12,9 @@ from .hub import HubPushError
 
 logger = logging.getLogger(__name__)
 
-# Errors that mean "bad input or environment", each raised with a message that says what to fix.
-USER_ERRORS = (ValueError, KeyError, OSError, HubPushError)
+# Errors that mean "bad input or environment" (ImportError: a missing optional package, with the pip command to run),
+# each raised with a message that says what to fix.
+USER_ERRORS = (ValueError, KeyError, OSError, ImportError, HubPushError)
 
 
 def reports_errors(command: str) -> Callable[[Callable[[argparse.Namespace], None]], Callable[[argparse.Namespace], int]]:

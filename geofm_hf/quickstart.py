@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from transformers import AutoModel
 
+from .cli_utils import reports_errors
 from .data.builder import build_dataset_folder
 from .data.synthetic import GENERATORS
 from .evaluation import evaluate_model, load_model_and_processor, load_split
@@ -173,7 +174,8 @@ def print_summary(summary: dict) -> None:
     print(f"  reload:  AutoModel.from_pretrained({summary['model']!r})  (after `import geofm_hf`)")
 
 
-def _run(args: argparse.Namespace) -> int:
+@reports_errors("quickstart")
+def _run(args: argparse.Namespace) -> None:
     settings = QuickstartSettings(
         task=args.task,
         decoder=args.decoder,
@@ -183,7 +185,6 @@ def _run(args: argparse.Namespace) -> int:
         max_steps=args.steps,
     )
     print_summary(run_quickstart(Path(args.output), settings, overwrite=args.overwrite))
-    return 0
 
 
 def add_cli(subparsers: argparse._SubParsersAction) -> None:
