@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 from torch.nn import functional as F
+from transformers import PreTrainedModel
 from transformers import initialization as init
 from transformers.modeling_outputs import SemanticSegmenterOutput
 
@@ -53,6 +54,17 @@ def init_conv_weights(module: nn.Module) -> bool:
         init.zeros_(module.bias)
         return True
     return False
+
+
+class GeoSegmentationPreTrainedModel(PreTrainedModel):
+    """Base of the geofm segmenters: image input, and He initialisation of their convolutions."""
+
+    main_input_name = "pixel_values"
+    input_modalities = ("image",)
+
+    def _init_weights(self, module: nn.Module) -> None:
+        if not init_conv_weights(module):
+            super()._init_weights(module)
 
 
 def build_loss(config) -> SegmentationLoss:

@@ -6,7 +6,7 @@ import os
 
 import torch
 from torch import nn
-from transformers import AutoBackbone, AutoConfig, PreTrainedModel
+from transformers import AutoBackbone, AutoConfig
 from transformers.modeling_outputs import SemanticSegmenterOutput
 from transformers.models.auto.modeling_auto import MODEL_FOR_BACKBONE_MAPPING
 
@@ -14,7 +14,13 @@ from .backbones import BACKBONE_PRESETS, BACKBONE_FAMILIES
 from .configuration_common import task_fields
 from .configuration_geofm import GeoFMConfig
 from .decoders import build_decoder
-from .modeling_common import build_loss, check_pixel_values, init_conv_weights, pad_to_multiple, segmentation_output
+from .modeling_common import (
+    GeoSegmentationPreTrainedModel,
+    build_loss,
+    check_pixel_values,
+    pad_to_multiple,
+    segmentation_output,
+)
 from .tasks import get_task
 
 
@@ -48,19 +54,13 @@ class ChannelAdapter(nn.Module):
         return pixel_values.expand(-1, self.out_channels, -1, -1)
 
 
-class GeoFMPreTrainedModel(PreTrainedModel):
+class GeoFMPreTrainedModel(GeoSegmentationPreTrainedModel):
     """Base class handling weight initialisation and the `from_pretrained` machinery for GeoFM models."""
 
     config_class = GeoFMConfig
     config: GeoFMConfig
     base_model_prefix = "geofm"
-    main_input_name = "pixel_values"
-    input_modalities = ("image",)
     supports_gradient_checkpointing = True
-
-    def _init_weights(self, module: nn.Module) -> None:
-        if not init_conv_weights(module):
-            super()._init_weights(module)
 
 
 class GeoFMForSemanticSegmentation(GeoFMPreTrainedModel):

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from transformers import PreTrainedModel
 from transformers.modeling_outputs import SemanticSegmenterOutput
 
 from .configuration_unet import GeoUNetConfig
 from .decoders.base import classifier_conv, resize
-from .modeling_common import build_loss, check_pixel_values, init_conv_weights, pad_to_multiple, segmentation_output
+from .modeling_common import (
+    GeoSegmentationPreTrainedModel,
+    build_loss,
+    check_pixel_values,
+    pad_to_multiple,
+    segmentation_output,
+)
 
 
 class DoubleConv(nn.Sequential):
@@ -26,16 +31,10 @@ class DoubleConv(nn.Sequential):
         )
 
 
-class GeoUNetPreTrainedModel(PreTrainedModel):
+class GeoUNetPreTrainedModel(GeoSegmentationPreTrainedModel):
     config_class = GeoUNetConfig
     config: GeoUNetConfig
     base_model_prefix = "unet"
-    main_input_name = "pixel_values"
-    input_modalities = ("image",)
-
-    def _init_weights(self, module: nn.Module) -> None:
-        if not init_conv_weights(module):
-            super()._init_weights(module)
 
 
 class GeoUNetForSemanticSegmentation(GeoUNetPreTrainedModel):

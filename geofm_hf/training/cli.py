@@ -8,13 +8,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import logging
-import sys
 from collections.abc import Iterator
 
+from ..cli_utils import reports_errors
 from .config import TrainingConfig, load_config, parse_override_value
-
-logger = logging.getLogger(__name__)
 
 DESCRIPTION = (
     "Fine-tune a GeoFM segmenter (frozen, full or LoRA) with Accelerate. Runs as is on one process, or under "
@@ -48,22 +45,17 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
         )
 
 
-def run_train(args: argparse.Namespace) -> int:
-    """Load the config with its overrides and train; bad input ends with a one-line error and exit code 2."""
+@reports_errors("train")
+def run_train(args: argparse.Namespace) -> None:
+    """Load the config with its overrides and train; print the folder of the best model."""
     from accelerate import PartialState
 
     from .loop import BEST_DIR, train
 
     overrides = {key[len(_OVERRIDE) :]: value for key, value in vars(args).items() if key.startswith(_OVERRIDE)}
-    try:
-        result = train(load_config(args.config, overrides))
-    except (ValueError, FileNotFoundError) as error:
-        logger.debug("training stopped", exc_info=True)
-        print(f"geofm train: error: {error}", file=sys.stderr)
-        return 2
+    result = train(load_config(args.config, overrides))
     if PartialState().is_main_process:
         print(result.output_dir / BEST_DIR)
-    return 0
 
 
 def add_cli(subparsers: argparse._SubParsersAction) -> None:

