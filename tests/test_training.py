@@ -4,6 +4,7 @@ time budgets, resume, bad input."""
 import argparse
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -523,3 +524,37 @@ def test_a_multi_process_launch_that_accelerate_sees_as_one_process_is_refused(t
     monkeypatch.setenv("WORLD_SIZE", "2")
     with pytest.raises(ValueError, match="ACCELERATE_USE_CPU=1"):
         loop.prepare_run(tiny_config(tmp_path / "run"))
+
+
+@pytest.mark.slow
+def test_training_writes_the_model_card_and_pushes_best_with_its_adapter(tmp_path, monkeypatch):
+    from huggingface_hub import ModelCard
+
+    pushed = {}
+
+    def fake_push_model(model, repo_id, folder, processor=None, card=None, adapter_dir=None, **kwargs):
+        pushed.update(model=model, repo_id=repo_id, folder=folder, card=card, adapter_dir=adapter_dir, **kwargs)
+        return SimpleNamespace(repo_url=f"https://hub.example/{repo_id}", oid="abc123")
+
+    monkeypatch.setattr(loop, "push_model", fake_push_model)
+    config = tiny_config(tmp_path / "run", max_steps=2, eval_steps=100, push_to_hub="me/fault-lora", hub_private=True)
+    result = loop.train(config)
+
+    output = Path(config.output_dir)
+    card = ModelCard.load(output / "best" / "README.md")
+    scores = {r.metric_type: r.metric_value for r in card.data.eval_results}
+    assert scores["mean_iou"] == pytest.approx(result.test_results["mean_iou"])
+    assert "me/fault-lora" in card.text
+    assert pushed["repo_id"] == "me/fault-lora" and pushed["private"] is True
+    assert pushed["folder"] == output / "hub" and pushed["adapter_dir"] == output / "adapter"
+    assert pushed["card"].data.eval_results == card.data.eval_results
+    assert type(pushed["model"]) is geofm_hf.GeoFMForSemanticSegmentation
+    assert f"{result.test_results['mean_iou']:.4f}" in pushed["commit_message"]
+
+
+def test_cli_takes_dashed_spellings_of_fields():
+    parser = argparse.ArgumentParser()
+    cli.add_cli(parser.add_subparsers())
+    args = parser.parse_args(["train", "--push-to-hub", "me/model", "--max-steps", "7", "--lora.r", "4"])
+    overrides = {key.split(":", 1)[1]: value for key, value in vars(args).items() if key.startswith("override:")}
+    assert overrides == {"push_to_hub": "me/model", "max_steps": 7, "lora.r": 4}

@@ -30,13 +30,16 @@ def _fields(cls: type, prefix: str = "") -> Iterator[tuple[str, dataclasses.Fiel
 
 
 def add_training_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--config FILE`` and one option per config field (only the given ones override the file)."""
+    """``--config FILE`` and one option per config field (only the given ones override the file), e.g.
+    ``--push-to-hub org/name``."""
     parser.add_argument("--config", default=None, help="YAML or JSON file of TrainingConfig fields")
     group = parser.add_argument_group("config fields", "each overrides the file's value; read as YAML")
     for name, field in _fields(TrainingConfig):
         default = field.default if field.default is not dataclasses.MISSING else "required"
+        # Both spellings: the field's own (--max_steps) and the usual command-line one (--max-steps, --push-to-hub).
+        spellings = dict.fromkeys([f"--{name}", f"--{name.replace('_', '-')}"])
         group.add_argument(
-            f"--{name}",
+            *spellings,
             dest=_OVERRIDE + name,
             type=parse_override_value,
             default=argparse.SUPPRESS,

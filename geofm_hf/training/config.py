@@ -165,6 +165,10 @@ class TrainingConfig:
     save_total_limit: int = _help("resumable checkpoints kept (oldest are deleted)", default=2)
     logging_steps: int = _help("log the training loss every N optimiser steps", default=10)
     resume_from_checkpoint: str | None = _help("a checkpoint folder, or 'latest' in output_dir", default=None)
+    push_to_hub: str | None = _help(
+        "Hub repo id (org/name) receiving best/ (model, processor, card) and adapter/ after training", default=None
+    )
+    hub_private: bool = _help("create the Hub repo as private", default=False)
     dataloader_num_workers: int = _help("worker processes per data loader", default=0)
     label_check_rows: int = _help("rows per split whose labels are checked before training starts", default=64)
 

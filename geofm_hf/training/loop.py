@@ -36,11 +36,14 @@ from accelerate.utils import set_seed
 from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
+from huggingface_hub import ModelCard
 from transformers import PreTrainedModel, get_scheduler
 
 from ..evaluation import evaluate_model, load_model_and_processor, write_results_json
 from ..image_processing_geofm import GeoFMImageProcessor
+from ..hub import push_model
 from ..io_utils import swap_in_folder
+from ..model_card import MODEL_CARD_FILE, write_model_card
 from ..metrics import ConfusionAccumulator, confusion_matrix
 from ..tasks import TaskSpec, get_task
 from .adaptation import (
@@ -75,6 +78,8 @@ TEST_OVERLAYS = 4
 CHECKPOINTS_DIR = "checkpoints"
 BEST_DIR = "best"
 ADAPTER_DIR = "adapter"
+# What an upload sends (best/ plus adapter/), staged as one repo folder.
+HUB_DIR = "hub"
 BEST_METRIC = "mean_iou"
 # Scores kept in the history for every evaluation (the full set, with the confusion matrix, is kept for the best).
 SUMMARY_SCORES = ("mean_iou", "mean_pixel_accuracy", "overall_accuracy", "mean_f1", "study_batch_miou", "per_class_iou")
@@ -635,7 +640,9 @@ def finish(run: TrainingRun, state: TrainerState, samples_per_second: float) -> 
                 output_dir=run.output_dir / TEST_DIR,
                 split="test",
             )
-        write_results_json(model_card_fields(run, state, test_results), run.output_dir / RESULTS_FILE)
+        card_fields = model_card_fields(run, state, test_results)
+        write_results_json(card_fields, run.output_dir / RESULTS_FILE)
+        write_model_card(run.output_dir / BEST_DIR, **card_fields, repo_id=run.config.push_to_hub)
         state.save(
             run.output_dir / STATE_FILE,
             **_run_summary(run),
@@ -646,8 +653,27 @@ def finish(run: TrainingRun, state: TrainerState, samples_per_second: float) -> 
             state.history, run.output_dir / CURVES_FILE, title=f"{run.task.name}: {run.config.adaptation}"
         )
         logger.info(f"Test mIoU of best/ (step {state.best_step}): {test_results['mean_iou']:.4f}")
+        if run.config.push_to_hub:
+            push_best(run, model, processor, test_results["mean_iou"])
     accelerator.wait_for_everyone()
     return test_results
+
+
+def push_best(run: TrainingRun, model: PreTrainedModel, processor: GeoFMImageProcessor, test_miou: float) -> None:
+    """Upload ``best/`` (model, processor, card) with ``adapter/`` to ``config.push_to_hub``, staged in ``hub/``."""
+    adapter = run.output_dir / ADAPTER_DIR
+    commit = push_model(
+        model,
+        run.config.push_to_hub,
+        run.output_dir / HUB_DIR,
+        processor,
+        card=ModelCard.load(run.output_dir / BEST_DIR / MODEL_CARD_FILE),
+        adapter_dir=adapter if adapter.is_dir() else None,
+        private=run.config.hub_private,
+        commit_message=f"Fine-tuned with geofm_hf ({run.config.adaptation}); test mIoU {test_miou:.4f}",
+        overwrite=True,
+    )
+    logger.info(f"Pushed to {commit.repo_url} ({commit.oid})")
 
 
 def run_training(run: TrainingRun) -> TrainingResult:
