@@ -104,7 +104,7 @@ def read_phase(folder: str, axis: str) -> dict:
     """Consume every section of the segy reader."""
     from geofm_hf.data.records import SOURCES
     from geofm_hf.data.sources import segy  # noqa: F401  (registers the reader)
-    from geofm_hf.tasks import get_task
+    from geofm_hf.models.tasks import get_task
 
     def work() -> dict:
         splits = SOURCES["segy"].reader(Path(folder), get_task("fault"), label="faults.npy", axis=axis)

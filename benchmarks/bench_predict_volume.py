@@ -1,6 +1,6 @@
 """Benchmark of whole-volume prediction (not a test): throughput, peak memory, and the cost of tiling and I/O.
 
-Part 1, per decoder of `geofm_hf.decoders.DECODERS`, a DINOv2-S-sized model with random weights predicts a synthetic
+Part 1, per decoder of `geofm_hf.models.decoders.DECODERS`, a DINOv2-S-sized model with random weights predicts a synthetic
 cube streamed from a .npy file into a .npy file (`predict_tiled`, survey-wide normalisation, Gaussian blending). The
 same number of tiles is then pushed through the bare model (random input, same batches); the difference is the
 overhead of tiling, blending, normalisation and I/O.
@@ -30,9 +30,9 @@ import numpy as np
 import torch
 
 import geofm_hf
-from geofm_hf.decoders import DECODERS
+from geofm_hf.models.decoders import DECODERS
 from geofm_hf.inference import TileGrid, create_output, open_input, predict_tiled
-from geofm_hf.inference.volume_io import get_section_axes
+from geofm_hf.io import get_section_axes
 
 MIB = 2**20
 

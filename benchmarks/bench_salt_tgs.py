@@ -41,8 +41,8 @@ import torch
 from tqdm.auto import tqdm
 
 from geofm_hf.data import build_dataset_folder
-from geofm_hf.decoders import DECODERS
-from geofm_hf.tasks import get_task
+from geofm_hf.models.decoders import DECODERS
+from geofm_hf.study import study_task
 from geofm_hf.training import ADAPTATIONS, TRAIN_TIME_CLOCKS
 from training_runs import (
     REPO_ROOT,
@@ -207,7 +207,7 @@ def verdict(rows: list[dict[str, Any]]) -> str:
     done = [row for row in rows if row["test_miou"] is not None]
     unet = next((row for row in done if row["decoder"] == UNET), None)
     adapted = [row for row in done if row["decoder"] != UNET]
-    study = get_task(TASK).study_scores
+    study = study_task(TASK).scores
     reference = (
         f"The study (its 224x224 salt data, 100 epochs on a GPU) reports mIoU {study.best_decoder_miou:.3f} for its "
         f"best DINOv2 decoder and {study.unet_miou:.3f} for its UNet."

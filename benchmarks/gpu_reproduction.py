@@ -43,8 +43,9 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from geofm_hf.data.synthetic import SPLIT_SHARES, split_counts
-from geofm_hf.decoders import DECODERS
-from geofm_hf.tasks import TASKS, TaskSpec, get_task
+from geofm_hf.models.decoders import DECODERS
+from geofm_hf.models.tasks import TASKS, TaskSpec, get_task
+from geofm_hf.study import study_task
 from geofm_hf.training import ADAPTATIONS, TrainingConfig
 from training_runs import (
     MIB,
@@ -90,7 +91,7 @@ class Setting:
 
     @property
     def batch_size(self) -> int:
-        return FLIP_COPIES * self.task.study_batch_size
+        return FLIP_COPIES * study_task(self.task.name).batch_size
 
 
 def parse_tasks(text: str) -> list[TaskSpec]:
@@ -148,7 +149,7 @@ def plan_table(settings: list[Setting], args: argparse.Namespace) -> str:
             [
                 setting.task.name,
                 setting.model,
-                "x".join(map(str, setting.task.native_size)),
+                "x".join(map(str, study_task(setting.task.name).native_size)),
                 setting.batch_size,
                 length,
                 config["backbone"] if setting.model != UNET else "none (from scratch)",
@@ -169,7 +170,7 @@ def speed_table(measured: list[tuple[Setting, MeasuredRun]]) -> str:
         [
             setting.task.name,
             setting.model,
-            "x".join(map(str, setting.task.native_size)),
+            "x".join(map(str, study_task(setting.task.name).native_size)),
             setting.batch_size,
             run.state.get("global_step", "–"),
             score(run.state.get("train_samples_per_second"), 2),
@@ -201,7 +202,7 @@ def study_table(measured: list[tuple[Setting, MeasuredRun]], miou: str, mpa: str
 def study_reference(tasks: list[TaskSpec]) -> str:
     """The study's own mIoU where known (best DINOv2 decoder, UNet), per task."""
     body = [
-        [task.name, f"{task.study_scores.best_decoder_miou:.3f}", f"{task.study_scores.unet_miou:.3f}"]
+        [task.name, f"{study_task(task.name).scores.best_decoder_miou:.3f}", f"{study_task(task.name).scores.unet_miou:.3f}"]
         for task in tasks
     ]
     return markdown_table(["task", "study: best DINOv2 decoder mIoU", "study: UNet mIoU"], body)

@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from geofm_hf.io_utils import write_atomically
+from geofm_hf.io.atomic import write_atomically
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # Children must never wait on the Hub: every backbone the benchmarks use is local or random.

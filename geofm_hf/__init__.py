@@ -1,35 +1,41 @@
 """geofm_hf: Hugging Face-native adaptation of vision foundation models to geophysical data.
 
-Importing the package registers its configs, models and image processor with transformers' Auto classes.
+Importing the package loads only the model layer (:mod:`geofm_hf.models`), which registers its configs, models and
+image processor with transformers' Auto classes. The workflows (``data``, ``training``, ``evaluation``,
+``inference``, ``hub``, ``io``) are imported when used; :func:`predict_tiled` is loaded on first access.
 """
 
-from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoModelForSemanticSegmentation
+from __future__ import annotations
 
-from .backbones import BACKBONE_PRESETS
-from .configuration_geofm import GeoFMConfig
-from .configuration_unet import GeoUNetConfig
-from .decoders import DECODERS
-from .image_processing_geofm import GeoFMImageProcessor
-from .inference import predict_tiled
-from .modeling_geofm import GeoFMForSemanticSegmentation
-from .modeling_unet import GeoUNetForSemanticSegmentation
-from .tasks import TASKS, get_task
+from typing import Any
 
-__version__ = "0.1.0"
+from .models import (
+    BACKBONE_PRESETS,
+    DECODERS,
+    TASKS,
+    GeoFMConfig,
+    GeoFMForSemanticSegmentation,
+    GeoFMImageProcessor,
+    GeoUNetConfig,
+    GeoUNetForSemanticSegmentation,
+    build_segmenter,
+    get_task,
+    segmenter_config,
+)
 
+__version__ = "0.2.0"
 
-def _register_auto_classes() -> None:
-    for config_class, model_class in (
-        (GeoFMConfig, GeoFMForSemanticSegmentation),
-        (GeoUNetConfig, GeoUNetForSemanticSegmentation),
-    ):
-        AutoConfig.register(config_class.model_type, config_class, exist_ok=True)
-        AutoModel.register(config_class, model_class, exist_ok=True)
-        AutoModelForSemanticSegmentation.register(config_class, model_class, exist_ok=True)
-        AutoImageProcessor.register(config_class, image_processor_classes={"pil": GeoFMImageProcessor}, exist_ok=True)
+# Public names served from workflow packages, imported on first access (they pull in segyio and friends).
+_LAZY = {"predict_tiled": "geofm_hf.inference"}
 
 
-_register_auto_classes()
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'geofm_hf' has no attribute {name!r}")
+
 
 __all__ = [
     "BACKBONE_PRESETS",
@@ -40,6 +46,9 @@ __all__ = [
     "GeoFMImageProcessor",
     "GeoUNetConfig",
     "GeoUNetForSemanticSegmentation",
+    "__version__",
+    "build_segmenter",
     "get_task",
     "predict_tiled",
+    "segmenter_config",
 ]

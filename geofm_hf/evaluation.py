@@ -31,13 +31,13 @@ from torch import nn
 from tqdm.auto import tqdm
 from transformers import AutoModel
 
-from .image_processing_geofm import GeoFMImageProcessor, check_finite
+from .models.geofm.image_processing_geofm import GeoFMImageProcessor, check_finite
 from .inference.plots import CLIP_PERCENTILES, _class_colors
-from .io_utils import write_atomically
-from .cli_utils import reports_errors
+from .io.atomic import write_atomically
+from .cli.errors import reports_errors
 from .metrics import ConfusionAccumulator, confusion_matrix, segmentation_scores
 from .metrics.plots import plot_confusion_matrix
-from .tasks import TASKS
+from .models.tasks import TASKS
 
 if TYPE_CHECKING:
     import datasets
@@ -310,7 +310,7 @@ def evaluate_model(
 
     The study's per-batch mIoU and mPA (means over evaluation batches of per-batch scores, see
     :class:`~geofm_hf.metrics.ConfusionAccumulator`) are computed over groups of ``study_batch_size`` consecutive
-    sections. The study's own batches held ``2 * TaskSpec.study_batch_size`` sections (each section and its flipped
+    sections. The study's own batches held ``2 * StudyTask.batch_size`` sections (each section and its flipped
     copy); sections are not flipped here, so these numbers only approximate the paper's way of scoring.
 
     The model is moved to ``device`` and put in eval mode; its train/eval mode is restored afterwards.

@@ -30,9 +30,9 @@ from huggingface_hub.utils import validate_repo_id
 from transformers import PreTrainedModel
 from transformers.image_processing_utils import BaseImageProcessor
 
-from .image_processing_geofm import GeoFMImageProcessor
-from .io_utils import staged_folder
-from .tasks import get_task
+from .models.geofm.image_processing_geofm import GeoFMImageProcessor
+from .io.atomic import staged_folder
+from .models.tasks import get_task
 
 CARD_NAME = "README.md"
 ADAPTER_SUBFOLDER = "adapter"
@@ -44,7 +44,7 @@ DEFAULT_COMMIT_MESSAGE = "Upload with geofm_hf"
 DEFAULT_MODEL_COMMIT_MESSAGE = "Upload model trained with geofm_hf"
 
 
-class HubPushError(RuntimeError):
+class HubPushError(OSError):
     """An upload to the Hub failed; the staged folder is complete and the message says how to upload it later."""
 
 

@@ -18,9 +18,9 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from huggingface_hub.errors import HFValidationError
 from huggingface_hub.utils import validate_repo_id
 
-from .data.card import TASK_TAGS
-from .io_utils import write_atomically
-from .tasks import STUDY_CITATION, get_task
+from .io.atomic import write_atomically
+from .models.tasks import get_task
+from .study import STUDY_CITATION, study_task
 
 TEMPLATE_PATH = Path(__file__).resolve().parent / "templates" / "model_card_template.md"
 MODEL_CARD_FILE = "README.md"
@@ -233,6 +233,7 @@ def write_model_card(
         KeyError: unknown task.
     """
     spec = get_task(task)
+    study = study_task(spec.name)
     for name, value in (("base_model", base_model), ("repo_id", repo_id)):
         if value is not None and not is_hub_id(value):
             raise ValueError(
@@ -248,7 +249,7 @@ def write_model_card(
     dataset_link = f"[{dataset_id}](https://huggingface.co/datasets/{dataset_id})" if on_hub else f"`{dataset_ref}`"
     model_name = repo_id.split("/")[-1] if repo_id else f"geofm_hf-{spec.name}-{decoder}-{adaptation}"
     backbone_tags = [backbone_type] if backbone_type else []
-    tags = [*BASE_TAGS, *TASK_TAGS.get(spec.name, ()), spec.name, *backbone_tags, decoder]
+    tags = [*BASE_TAGS, *spec.tags, spec.name, *backbone_tags, decoder]
     if adaptation in ADAPTATION_TAGS:
         tags.append(ADAPTATION_TAGS[adaptation])
     card_data = ModelCardData(
@@ -290,9 +291,9 @@ def write_model_card(
         headline_rows=[(name, _format(test_results[key])) for key, name in HEADLINE_METRICS if key in test_results],
         class_rows=_class_rows(test_results),
         validation_rows=[(name, _format(value)) for name, value in (validation_best or {}).items() if _is_score(value)],
-        study_best=f"{spec.study_scores.best_decoder_miou:.3f}",
-        study_unet=f"{spec.study_scores.unet_miou:.3f}",
-        study_test_sections=spec.study_splits[1],
+        study_best=f"{study.scores.best_decoder_miou:.3f}",
+        study_unet=f"{study.scores.unet_miou:.3f}",
+        study_test_sections=study.splits[1],
         comparison_note=_comparison_note(spec.name, dataset_ref, study_data),
         limitations=_limitations(
             test_results, dataset_ref, base_model, base_model_label, backbone_type is not None, study_data, limitations

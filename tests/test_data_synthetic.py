@@ -12,7 +12,8 @@ from geofm_hf.data.synthetic import (
     smooth_noise,
     split_counts,
 )
-from geofm_hf.tasks import TASKS
+from geofm_hf.models.tasks import TASKS
+from geofm_hf.study import study_task
 
 
 def _generate(task: str, seed: int, size=DEFAULT_SIZE):
@@ -114,7 +115,7 @@ def test_read_synthetic_splits_provenance_and_reproducibility():
 def test_read_synthetic_native_size_and_bad_input(tmp_path):
     task = TASKS["salt"]
     section = next(read_synthetic(None, task, num=3, size="native")["test"])
-    assert section.image.shape == task.native_size
+    assert section.image.shape == study_task(task.name).native_size
     with pytest.raises(ValueError, match="reads no input"):
         read_synthetic(tmp_path, task, num=3)
     for bad in ("40,48,3", "4,4", "big"):

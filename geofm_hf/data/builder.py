@@ -32,8 +32,8 @@ from huggingface_hub import CommitInfo
 from tqdm.auto import tqdm
 
 from ..hub import push_folder
-from ..io_utils import staged_folder
-from ..tasks import TaskSpec, get_task
+from ..io.atomic import staged_folder
+from ..models.tasks import TaskSpec, get_task
 from .card import CardInfo, make_dataset_card, split_statistics
 from .records import SOURCES, Section, get_source
 

@@ -20,18 +20,12 @@ from datasets.info import DatasetInfosDict
 from datasets.splits import SplitDict, SplitInfo
 from huggingface_hub import DatasetCard, DatasetCardData
 
-from ..tasks import STUDY_CITATION, TaskSpec
+from ..models.tasks import TaskSpec
+from ..study import STUDY_CITATION
 
 TEMPLATE_PATH = Path(__file__).with_name("dataset_card_template.md")
 BASE_TAGS = ("geophysics", "geofm_hf")
 # Hub search tags per task, on top of BASE_TAGS.
-TASK_TAGS: dict[str, tuple[str, ...]] = {
-    "seismic-facies": ("seismic", "seismic-interpretation", "facies"),
-    "salt": ("seismic", "seismic-interpretation", "salt", "geobody"),
-    "crater": ("planetary-science", "moon", "remote-sensing", "crater"),
-    "das-event": ("seismology", "distributed-acoustic-sensing", "earthquake"),
-    "fault": ("seismic", "seismic-interpretation", "fault"),
-}
 # Upper bounds of the Hub's size_categories, with their names.
 SIZE_CATEGORIES = ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"))
 STATISTICS_BATCH_ROWS = 32
@@ -134,7 +128,7 @@ def _card_data(
         license=task.license,
         task_categories=["image-segmentation"],
         task_ids=["semantic-segmentation"],
-        tags=[*BASE_TAGS, *TASK_TAGS.get(task.name, ())],
+        tags=[*BASE_TAGS, *task.tags],
         size_categories=[size_category(total_rows)],
         configs=[
             {

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from ..tasks import TaskSpec
+from ..models.tasks import TaskSpec
 
 
 @dataclass

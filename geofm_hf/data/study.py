@@ -1,8 +1,8 @@
 """Reader of the study's data release (Zenodo record 12798750), registered as source ``study``.
 
 The release keeps each task as ``data/<folder>/{train,valid}/<image_dir>/N.dat`` and ``.../<label_dir>/N.dat``
-(names from :attr:`~geofm_hf.tasks.TaskSpec.study_layout`): headerless C-order little-endian float32 images and int8
-labels of shape :attr:`~geofm_hf.tasks.TaskSpec.native_size`, numbered ``0.dat .. (n-1).dat``.
+(names from :attr:`~geofm_hf.study.StudyTask.layout`): headerless C-order little-endian float32 images and int8
+labels of shape :attr:`~geofm_hf.study.StudyTask.native_size`, numbered ``0.dat .. (n-1).dat``.
 
 The study evaluated (and picked checkpoints) on its ``valid`` folder, which its README calls the test set: it becomes
 our ``test`` split. The reader yields no validation split; the dataset builder carves it out of the end of ``train``
@@ -17,10 +17,11 @@ from typing import Any
 
 import numpy as np
 
-from ..tasks import TASKS, TaskSpec
+from ..models.tasks import TASKS, TaskSpec
+from ..study import study_task
 from .records import Section, register_source
 from .sources._common import check_finite, list_files, pair_up, relative, require_dir, to_class_ids
-from .sources._options import as_ints
+from ..io.options import as_ints
 
 # Folder of the release -> split name of the dataset.
 STUDY_SPLITS = {"train": "train", "valid": "test"}
@@ -32,11 +33,11 @@ def find_task_folder(input_dir: Path, task: TaskSpec) -> Path:
     """The folder holding ``train/`` and ``valid/`` of ``task``: ``input_dir`` may be the release root (holding
     ``data/``), its ``data/`` folder, or the task folder itself."""
     input_dir = require_dir(Path(input_dir))
-    folder = task.study_layout.folder
+    folder = study_task(task.name).layout.folder
     for candidate in (input_dir / "data" / folder, input_dir / folder, input_dir):
         if all((candidate / name).is_dir() for name in STUDY_SPLITS):
             return candidate
-    layout = task.study_layout
+    layout = study_task(task.name).layout
     raise FileNotFoundError(
         f"No study layout for task {task.name!r} in {input_dir}: expected {input_dir}/data/{folder}/"
         f"{{{','.join(STUDY_SPLITS)}}}/{{{layout.image_dir},{layout.label_dir}}}/N.dat, or --input pointing at "
@@ -64,7 +65,7 @@ def _check_size(path: Path, dtype: np.dtype, shape: tuple[int, int]) -> None:
 
 def list_split(split_dir: Path, task: TaskSpec, shape: tuple[int, int]) -> list[tuple[Path, Path]]:
     """``(image, label)`` paths of one split folder in file-number order, after checking pairing and byte sizes."""
-    layout = task.study_layout
+    layout = study_task(task.name).layout
     image_dir, label_dir = split_dir / layout.image_dir, split_dir / layout.label_dir
     images = _numbered(list_files(image_dir, (".dat",), f"{task.name} images"))
     labels = _numbered(list_files(label_dir, (".dat",), f"{task.name} labels"))
@@ -116,7 +117,7 @@ def read_study(input_dir: Path | None, task: TaskSpec, shape: Any = None) -> dic
     """
     if input_dir is None:
         raise ValueError("The study source needs --input: the folder holding data/ of the study's release")
-    size = task.native_size if shape is None else as_ints("shape", shape, (2,))
+    size = study_task(task.name).native_size if shape is None else as_ints("shape", shape, (2,))
     root = Path(input_dir)
     task_folder = find_task_folder(root, task)
     listed = {split: list_split(task_folder / folder, task, size) for folder, split in STUDY_SPLITS.items()}

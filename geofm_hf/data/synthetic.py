@@ -19,9 +19,10 @@ from typing import Any
 
 import numpy as np
 
-from ..tasks import TaskSpec
+from ..models.tasks import TaskSpec
+from ..study import study_task
 from .records import Section, register_source
-from .sources._options import as_int, as_ints
+from ..io.options import as_int, as_ints
 
 DEFAULT_SIZE = (128, 128)
 # Split names and shares of the synthetic source; every split gets at least one section.
@@ -345,7 +346,7 @@ def generate_sections(task: TaskSpec, seed: int, indices: range, size: tuple[int
 def parse_size(value: Any, task: TaskSpec) -> tuple[int, int]:
     """``"native"`` (the task's size in the study) or ``n1,n2`` / a pair of ints."""
     if isinstance(value, str) and value.strip().lower() == "native":
-        return task.native_size
+        return study_task(task.name).native_size
     return as_ints("size", value, (2,), minimum=8)
 
 

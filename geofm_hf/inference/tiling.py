@@ -22,10 +22,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..image_processing_geofm import AmplitudeStats, GeoFMImageProcessor
-from ..tasks import TASKS
-from .blending import window_weights
-from .volume_io import (
+from ..io import (
     ArrayReader,
     MappedArray,
     SectionAxis,
@@ -34,6 +31,9 @@ from .volume_io import (
     refuse_non_finite,
     section_key,
 )
+from ..models.geofm.image_processing_geofm import AmplitudeStats, GeoFMImageProcessor
+from ..study import STUDY
+from .blending import window_weights
 
 # Tile side used when the model's task does not say how large its training sections were.
 DEFAULT_TILE = 224
@@ -190,12 +190,12 @@ def resolve_class(config, value: int | str) -> int:
 
 
 def default_tile(config) -> tuple[int, int]:
-    """The model's training section size (its task's native size, rounded up to the padding multiple), else 224."""
-    task = getattr(config, "task", None)
-    if task not in TASKS:
+    """The section size the study used for the model's task (rounded up to the padding multiple), else 224."""
+    study = STUDY.get(getattr(config, "task", None))
+    if study is None:
         return DEFAULT_TILE, DEFAULT_TILE
     multiple = getattr(config, "pad_multiple", 1)
-    return tuple(multiple * math.ceil(side / multiple) for side in TASKS[task].native_size)
+    return tuple(multiple * math.ceil(side / multiple) for side in study.native_size)
 
 
 @dataclass

@@ -10,14 +10,7 @@ data, the loop and its CLI.
 ```
 """
 
-from .adaptation import (
-    ADAPTATIONS,
-    LORA_TARGET_PRESETS,
-    NAMED_BACKBONES,
-    SCRATCH_MODELS,
-    build_model,
-    resolve_lora_targets,
-)
+from .adaptation import ADAPTATIONS, LORA_TARGET_PRESETS, resolve_lora_targets
 from .config import (
     LR_SCHEDULERS,
     TRAIN_TIME_CLOCKS,
@@ -32,15 +25,12 @@ __all__ = [
     "ADAPTATIONS",
     "LORA_TARGET_PRESETS",
     "LR_SCHEDULERS",
-    "NAMED_BACKBONES",
-    "SCRATCH_MODELS",
     "TRAIN_TIME_CLOCKS",
     "AugmentationSettings",
     "LoraSettings",
     "TrainerState",
     "TrainingConfig",
     "TrainingResult",
-    "build_model",
     "evaluate_loader",
     "load_config",
     "prepare_run",

@@ -10,7 +10,7 @@ import argparse
 import dataclasses
 from collections.abc import Iterator
 
-from ..cli_utils import reports_errors
+from ..cli.errors import reports_errors
 from .config import TrainingConfig, load_config, parse_override_value
 
 DESCRIPTION = (

@@ -18,13 +18,15 @@ from typing import Any
 import yaml
 from huggingface_hub.dataclasses import strict
 from huggingface_hub.errors import StrictDataclassError
+from transformers import PreTrainedModel
 
-from ..decoders import DECODERS
-from ..io_utils import write_atomically
-from ..image_processing_geofm import NORMALIZATIONS
-from ..losses import LOSS_TERMS
-from ..tasks import get_task
-from .adaptation import ADAPTATIONS, LORA_TARGET_PRESETS, check_backbone_name, check_scratch_model_settings
+from ..models.build import SCRATCH_MODELS, BackboneInfo, backbone_info, build_segmenter, check_backbone_name
+from ..models.decoders import check_decoder_name
+from ..io.atomic import write_atomically
+from ..models.geofm.image_processing_geofm import NORMALIZATIONS
+from ..models.losses import LOSS_TERMS
+from ..models.tasks import get_task
+from .adaptation import ADAPTATIONS, LORA_TARGET_PRESETS, SCRATCH_ADAPTATIONS
 
 MIXED_PRECISION_CHOICES = ("no", "bf16", "fp16")
 # Learning-rate schedules (transformers.get_scheduler names) and how model cards describe them.
@@ -109,7 +111,7 @@ class TrainingConfig:
     ```
     """
 
-    task: str = _help("task name or alias from geofm_hf.tasks.TASKS")
+    task: str = _help("task name or alias from geofm_hf.models.tasks.TASKS")
     dataset: str = _help("Hub dataset id, local dataset folder, or synthetic:<num>:<seed>:<size> (size n or n1,n2)")
     output_dir: str = _help("folder receiving checkpoints, best/, adapter/ and the results")
     backbone: str = _help(
@@ -175,7 +177,8 @@ class TrainingConfig:
     def validate_names(self) -> None:
         """Names must exist in the registries; the error lists the choices."""
         get_task(self.task)
-        _check_choice("decoder", self.decoder, DECODERS, optional=True)
+        if self.decoder is not None:
+            check_decoder_name(self.decoder)
         _check_choice("normalization", self.normalization, NORMALIZATIONS)
         _check_choice("mixed_precision", self.mixed_precision, MIXED_PRECISION_CHOICES)
         _check_choice("adaptation", self.adaptation, ADAPTATIONS)
@@ -192,8 +195,13 @@ class TrainingConfig:
                 )
 
     def validate_scratch_model(self) -> None:
-        """A model trained from scratch (``backbone: unet``) trains fully and has no decoder settings."""
-        check_scratch_model_settings(self)
+        """A model trained from scratch (``backbone: unet``) has no pretrained weights to freeze or to adapt."""
+        if self.backbone in SCRATCH_MODELS and self.adaptation not in SCRATCH_ADAPTATIONS:
+            raise ValueError(
+                f"adaptation={self.adaptation!r} does not apply to backbone={self.backbone!r}, which is trained from "
+                f"scratch (no pretrained weights to freeze or to adapt): expected adaptation: "
+                f"{' or '.join(SCRATCH_ADAPTATIONS)}"
+            )
 
     def validate_ranges(self) -> None:
         """Counts and rates must make sense (a zero batch size would only fail deep inside the loop)."""
@@ -224,6 +232,25 @@ class TrainingConfig:
             raise ValueError(f"warmup_ratio must be in [0, 1); got {self.warmup_ratio}")
         if self.dataloader_num_workers < 0:
             raise ValueError(f"dataloader_num_workers must be >= 0; got {self.dataloader_num_workers}")
+
+    def build_model(self) -> tuple[PreTrainedModel, BackboneInfo]:
+        """The segmenter the run starts from (through :func:`~geofm_hf.models.build_segmenter`) and where its
+        backbone weights came from.
+
+        Raises:
+            ValueError: the backbone cannot be loaded, a setting is unknown, or a checkpoint does not fit.
+        """
+        model = build_segmenter(
+            self.backbone,
+            self.task,
+            self.decoder,
+            backbone_overrides=self.backbone_overrides,
+            feature_levels=self.feature_levels,
+            decoder_kwargs=self.decoder_kwargs,
+            loss_weights=self.loss_weights,
+            class_weights=self.class_weights,
+        )
+        return model, backbone_info(self.backbone, model)
 
     @property
     def per_device_eval_batch_size(self) -> int:

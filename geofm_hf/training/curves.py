@@ -11,7 +11,7 @@ from typing import Any
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from ..io_utils import write_atomically
+from ..io.atomic import write_atomically
 
 
 def append_jsonl(path: Path, record: Mapping[str, Any]) -> None:

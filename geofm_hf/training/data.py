@@ -23,8 +23,8 @@ from tqdm.auto import tqdm
 
 from ..data import SPLITS, build_dataset_dict, read_source
 from ..evaluation import REQUIRED_COLUMNS
-from ..image_processing_geofm import GeoFMImageProcessor
-from ..tasks import TaskSpec
+from ..models.geofm.image_processing_geofm import GeoFMImageProcessor
+from ..models.tasks import TaskSpec
 from .config import AugmentationSettings
 
 SYNTHETIC_PREFIX = "synthetic:"

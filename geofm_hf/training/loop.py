@@ -40,20 +40,20 @@ from huggingface_hub import ModelCard
 from transformers import PreTrainedModel, get_scheduler
 
 from ..evaluation import evaluate_model, load_model_and_processor, write_results_json
-from ..image_processing_geofm import GeoFMImageProcessor
+from ..models.geofm.image_processing_geofm import GeoFMImageProcessor
 from ..hub import push_model
-from ..io_utils import swap_in_folder
+from ..io.atomic import swap_in_folder
 from ..model_card import MODEL_CARD_FILE, write_model_card
 from ..metrics import ConfusionAccumulator, confusion_matrix
-from ..tasks import TaskSpec, get_task
+from ..models.build import BackboneInfo
+from ..models.tasks import TaskSpec, get_task
+from ..study import study_task
 from .adaptation import (
     ADAPTATIONS,
-    BackboneInfo,
     ParameterCounts,
     adapt_model,
     backbone_parameter_ids,
     base_model,
-    build_model,
     describe_adaptation,
     describe_architecture,
 )
@@ -269,13 +269,13 @@ def prepare_run(config: TrainingConfig) -> TrainingRun:
     task = get_task(config.task)
     with accelerator.main_process_first():
         splits = load_splits(config.dataset, task)
-    model, backbone = build_model(config)
+    model, backbone = config.build_model()
     requirements = DataRequirements(
         task.num_labels, model.config.ignore_index, model.config.pad_multiple, config.augmentation.crop_size
     )
     check_first_rows(splits, config.dataset, requirements, config.label_check_rows)
     scan_labels(splits, config.dataset, requirements, show_progress=accelerator.is_local_main_process)
-    model, parameters = adapt_model(model, config)
+    model, parameters = adapt_model(model, config.adaptation, config.lora)
     logger.info(f"Adaptation {config.adaptation}: {parameters.as_dict()}")
 
     processor = GeoFMImageProcessor(normalization=config.normalization, num_channels=model.config.in_channels)
@@ -566,7 +566,7 @@ def _hyperparameters(run: TrainingRun, state: TrainerState) -> dict[str, Any]:
     config, world = run.config, run.accelerator.num_processes
     model_config = base_model(run.unwrapped).config
     return {
-        "adaptation": describe_adaptation(config, run.unwrapped),
+        "adaptation": describe_adaptation(config.adaptation, config.lora, run.unwrapped),
         "optimizer": "AdamW",
         "learning_rate": config.learning_rate,
         "head_learning_rate": config.head_learning_rate or config.learning_rate,
@@ -634,7 +634,7 @@ def finish(run: TrainingRun, state: TrainerState, samples_per_second: float) -> 
                 processor,
                 run.test_split,
                 batch_size=run.config.per_device_eval_batch_size,
-                study_batch_size=2 * run.task.study_batch_size,
+                study_batch_size=2 * study_task(run.task.name).batch_size,
                 device=accelerator.device,
                 max_overlays=TEST_OVERLAYS,
                 output_dir=run.output_dir / TEST_DIR,

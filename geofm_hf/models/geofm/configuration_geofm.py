@@ -8,10 +8,9 @@ from huggingface_hub.dataclasses import strict
 from transformers import AutoConfig, PreTrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 
-from .backbones import BACKBONE_PRESETS, get_family, get_preset
-from .decoders import DECODERS
-from .configuration_common import GeoSegmentationConfig, task_fields
-from .tasks import get_task
+from ..backbones import BACKBONE_PRESETS, get_family
+from ..decoders.registry import DEFAULT_DECODER, check_decoder_name
+from ..segmenter import GeoSegmentationConfig
 
 CHANNEL_ADAPTERS = ("repeat", "conv")
 
@@ -33,7 +32,7 @@ class GeoFMConfig(GeoSegmentationConfig):
             Backbone levels fed to the decoder (1-based transformer blocks of a ViT, stages of a hierarchical net).
             Defaults to four evenly spaced levels: 3/6/9/12 for 12 blocks, 6/12/18/24 for 24, 10/20/30/40 for 40.
         decoder (`str`, *optional*, defaults to `"mla"`):
-            Decoder name in `geofm_hf.decoders.DECODERS`: `linear`, `pup`, `dpt`, `mla` or `upernet`.
+            Decoder name in `geofm_hf.models.decoders.DECODERS`: `linear`, `pup`, `dpt`, `mla` or `upernet`.
         decoder_kwargs (`dict`, *optional*):
             Extra settings of the decoder (e.g. `{"channels": 128}`).
         channel_adapter (`str`, *optional*, defaults to `"repeat"`):
@@ -62,7 +61,7 @@ class GeoFMConfig(GeoSegmentationConfig):
     backbone_config: dict | PreTrainedConfig | None = None
     backbone_name: str | None = None
     feature_levels: list[int] | None = None
-    decoder: str = "mla"
+    decoder: str = DEFAULT_DECODER
     decoder_kwargs: dict | None = None
     channel_adapter: str = "repeat"
 
@@ -86,8 +85,7 @@ class GeoFMConfig(GeoSegmentationConfig):
 
     def _check_model_settings(self) -> None:
         """Refuse decoder and channel settings the model cannot build, saying what is expected."""
-        if self.decoder not in DECODERS:
-            raise ValueError(f"GeoFMConfig.decoder={self.decoder!r} is unknown; known decoders: {', '.join(sorted(DECODERS))}")
+        check_decoder_name(self.decoder, "GeoFMConfig.decoder")
         if self.channel_adapter not in CHANNEL_ADAPTERS:
             raise ValueError(f"GeoFMConfig.channel_adapter={self.channel_adapter!r}; expected one of {CHANNEL_ADAPTERS}")
         backbone_channels = self.backbone_config.num_channels
@@ -111,24 +109,19 @@ class GeoFMConfig(GeoSegmentationConfig):
         backbone_overrides: dict[str, Any] | None = None,
         **kwargs,
     ) -> "GeoFMConfig":
-        """Config for one of the tasks in `geofm_hf.tasks.TASKS`, built without any download.
+        """Config for a task of `geofm_hf.models.tasks.TASKS`, built without any download.
 
         Args:
             task: task name or alias (`"fault"`, `"salt"`, `"seismic-facies"`, `"crater"`, `"das-event"`).
-            backbone: a preset name from `geofm_hf.backbones.BACKBONE_PRESETS`.
+            backbone: a preset name from `geofm_hf.models.backbones.BACKBONE_PRESETS` (or any spelling
+                `geofm_hf.models.build.segmenter_config` accepts).
             decoder: decoder name; defaults to the task's default decoder.
             backbone_overrides: changes to the preset's backbone config (e.g. a tiny depth for tests).
             **kwargs: any other `GeoFMConfig` argument.
         """
-        spec = get_task(task)
-        preset = get_preset(backbone)
-        return cls(
-            backbone_config=preset.build_config(**(backbone_overrides or {})),
-            backbone_name=preset.hub_id,
-            decoder=decoder or spec.default_decoder,
-            **task_fields(task),
-            **kwargs,
-        )
+        from ..build import segmenter_config  # the builder imports this module
+
+        return segmenter_config(backbone, task, decoder, backbone_overrides=backbone_overrides, **kwargs)
 
 
 __all__ = ["GeoFMConfig"]

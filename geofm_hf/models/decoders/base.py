@@ -38,16 +38,6 @@ def register_decoder(name: str) -> Callable[[type[GeoDecoder]], type[GeoDecoder]
     return decorate
 
 
-def build_decoder(name: str, in_channels: Sequence[int], num_labels: int, settings: dict | None = None) -> GeoDecoder:
-    """Instantiate the decoder called ``name``; unknown names and settings raise errors listing what is accepted."""
-    if name not in DECODERS:
-        raise ValueError(f"Unknown decoder {name!r}; known decoders: {', '.join(sorted(DECODERS))}")
-    try:
-        return DECODERS[name](list(in_channels), num_labels, **(settings or {}))
-    except TypeError as error:
-        raise ValueError(f"Bad decoder_kwargs {settings!r} for decoder {name!r}: {error}") from error
-
-
 @torch.no_grad()
 def classifier_conv(in_channels: int, num_labels: int) -> nn.Conv2d:
     """The final 1x1 convolution to class logits, initialised small so that training starts from near-uniform

@@ -8,13 +8,11 @@ import logging
 import sys
 from collections.abc import Callable
 
-from .hub import HubPushError
-
 logger = logging.getLogger(__name__)
 
-# Errors that mean "bad input or environment" (ImportError: a missing optional package, with the pip command to run),
-# each raised with a message that says what to fix.
-USER_ERRORS = (ValueError, KeyError, OSError, ImportError, HubPushError)
+# Errors that mean "bad input or environment" (ImportError: a missing optional package, with the pip command to run;
+# OSError includes geofm_hf.hub.HubPushError), each raised with a message that says what to fix.
+USER_ERRORS = (ValueError, KeyError, OSError, ImportError)
 
 
 def reports_errors(command: str) -> Callable[[Callable[[argparse.Namespace], None]], Callable[[argparse.Namespace], int]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from huggingface_hub.dataclasses import strict
 
-from .configuration_common import GeoSegmentationConfig, task_fields
+from ..segmenter import GeoSegmentationConfig
 
 
 @strict
@@ -44,8 +44,10 @@ class GeoUNetConfig(GeoSegmentationConfig):
 
     @classmethod
     def for_task(cls, task: str, **kwargs) -> "GeoUNetConfig":
-        """Config for one of the tasks in `geofm_hf.tasks.TASKS`."""
-        return cls(**task_fields(task), **kwargs)
+        """Config for a task of `geofm_hf.models.tasks.TASKS` (its classes and default loss)."""
+        from ..build import segmenter_config  # the builder imports this module
+
+        return segmenter_config("unet", task, **kwargs)
 
 
 __all__ = ["GeoUNetConfig"]
