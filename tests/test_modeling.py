@@ -11,22 +11,13 @@ from transformers import AutoConfig, AutoModel, AutoModelForSemanticSegmentation
 import geofm_hf
 from geofm_hf import GeoFMConfig, GeoFMForSemanticSegmentation, GeoUNetConfig, GeoUNetForSemanticSegmentation
 
-TINY_DINOV2 = dict(hidden_size=32, num_hidden_layers=4, num_attention_heads=2)
-TINY_BACKBONES = {
-    "dinov2-small": TINY_DINOV2,
-    "convnext-tiny": dict(hidden_sizes=[8, 16, 24, 32], depths=[1, 1, 1, 1]),
-    "swin-tiny": dict(embed_dim=8, depths=[1, 1, 1, 1], num_heads=[1, 1, 2, 2]),
-}
+BACKBONE_FAMILIES = ("convnext-tiny", "dinov2-small", "swin-tiny")
 ODD_SIZE = (57, 83)
 
 
-def tiny_config(task="fault", decoder="linear", backbone="dinov2-small", **kwargs) -> GeoFMConfig:
-    return GeoFMConfig.for_task(task, backbone=backbone, decoder=decoder, backbone_overrides=TINY_BACKBONES[backbone], **kwargs)
-
-
-@pytest.mark.parametrize("backbone", sorted(TINY_BACKBONES))
+@pytest.mark.parametrize("backbone", BACKBONE_FAMILIES)
 @pytest.mark.parametrize("decoder", sorted(geofm_hf.DECODERS))
-def test_logits_have_the_input_size_for_every_decoder_and_backbone(decoder, backbone):
+def test_logits_have_the_input_size_for_every_decoder_and_backbone(decoder, backbone, tiny_config):
     torch.manual_seed(0)
     model = GeoFMForSemanticSegmentation(tiny_config("seismic-facies", decoder, backbone)).eval()
     with torch.no_grad():
@@ -35,7 +26,7 @@ def test_logits_have_the_input_size_for_every_decoder_and_backbone(decoder, back
     assert torch.isfinite(output.logits).all()
 
 
-def test_loss_is_returned_with_labels_and_labels_of_another_size_are_refused():
+def test_loss_is_returned_with_labels_and_labels_of_another_size_are_refused(tiny_config):
     model = GeoFMForSemanticSegmentation(tiny_config())
     labels = torch.randint(0, 2, (1, *ODD_SIZE))
     assert model(pixel_values=torch.randn(1, 1, *ODD_SIZE), labels=labels).loss.ndim == 0
@@ -44,7 +35,7 @@ def test_loss_is_returned_with_labels_and_labels_of_another_size_are_refused():
 
 
 @pytest.mark.parametrize("decoder", ["linear", "mla"])
-def test_a_few_optimiser_steps_overfit_a_tiny_batch(decoder):
+def test_a_few_optimiser_steps_overfit_a_tiny_batch(decoder, tiny_config):
     torch.manual_seed(0)
     model = GeoFMForSemanticSegmentation(tiny_config("salt", decoder=decoder))
     labels = torch.zeros(2, 42, 56, dtype=torch.long)
@@ -63,7 +54,7 @@ def test_a_few_optimiser_steps_overfit_a_tiny_batch(decoder):
 
 
 @pytest.mark.parametrize("auto_class", [AutoModel, AutoModelForSemanticSegmentation])
-def test_save_and_auto_reload_give_identical_logits(tmp_path, auto_class):
+def test_save_and_auto_reload_give_identical_logits(tmp_path, auto_class, tiny_config):
     model = GeoFMForSemanticSegmentation(tiny_config(decoder="dpt", backbone="convnext-tiny")).eval()
     model.save_pretrained(tmp_path)
     assert (tmp_path / "model.safetensors").exists() and (tmp_path / "config.json").exists()
@@ -86,15 +77,15 @@ def test_for_task_fills_classes_and_default_levels():
     assert GeoFMConfig.for_task("fault").loss_weights == {"cross_entropy": 1.0, "dice": 1.0}
 
 
-def _save_tiny_dinov2(folder) -> Dinov2Model:
+def _save_tiny_dinov2(folder, tiny_backbone: dict) -> Dinov2Model:
     torch.manual_seed(1)
-    model = Dinov2Model(Dinov2Config(image_size=56, **TINY_DINOV2))
+    model = Dinov2Model(Dinov2Config(image_size=56, **tiny_backbone))
     model.save_pretrained(folder)
     return model
 
 
-def test_from_pretrained_backbone_copies_exactly_the_backbone_tensors(tmp_path):
-    reference = _save_tiny_dinov2(tmp_path).state_dict()
+def test_from_pretrained_backbone_copies_exactly_the_backbone_tensors(tmp_path, tiny_backbone):
+    reference = _save_tiny_dinov2(tmp_path, tiny_backbone).state_dict()
     model = GeoFMForSemanticSegmentation.from_pretrained_backbone(str(tmp_path), task="salt", decoder="pup")
     backbone = model.backbone.state_dict()
     assert set(backbone) == set(reference) - {"embeddings.mask_token"}
@@ -103,8 +94,8 @@ def test_from_pretrained_backbone_copies_exactly_the_backbone_tensors(tmp_path):
     assert model.config.backbone_name == str(tmp_path)
 
 
-def test_from_pretrained_backbone_refuses_missing_and_mis_shaped_tensors(tmp_path):
-    _save_tiny_dinov2(tmp_path)
+def test_from_pretrained_backbone_refuses_missing_and_mis_shaped_tensors(tmp_path, tiny_backbone):
+    _save_tiny_dinov2(tmp_path, tiny_backbone)
     weights = load_file(tmp_path / "model.safetensors")
     dropped = "encoder.layer.1.attention.k_proj.bias"
     weights.pop(next(k for k in weights if k.endswith("layer.1.attention.attention.key.bias") or k == dropped))
@@ -134,7 +125,7 @@ def test_from_pretrained_backbone_refuses_an_unsupported_architecture(tmp_path):
         (dict(decoder_kwargs={"bogus": 1}), None),
     ],
 )
-def test_bad_configs_say_what_is_wrong(kwargs, message):
+def test_bad_configs_say_what_is_wrong(kwargs, message, tiny_config):
     if message is None:  # decoder settings are checked when the decoder is built
         with pytest.raises(ValueError, match=r"decoder_kwargs has unknown keys \[.bogus.\].*valid keys: upsample"):
             GeoFMForSemanticSegmentation(tiny_config(**kwargs))
@@ -150,7 +141,7 @@ def test_unknown_task_and_backbone_preset_are_named():
         GeoFMConfig.for_task("salt", backbone="vit-huge")
 
 
-def test_input_that_does_not_fit_the_model_is_refused():
+def test_input_that_does_not_fit_the_model_is_refused(tiny_config):
     model = GeoFMForSemanticSegmentation(tiny_config())
     with pytest.raises(ValueError, match="3 channels but the model's config.in_channels is 1"):
         model(pixel_values=torch.randn(1, 3, 28, 28))
@@ -158,7 +149,7 @@ def test_input_that_does_not_fit_the_model_is_refused():
         model(pixel_values=torch.randn(1, 1, 10, 28))
 
 
-def test_conv_channel_adapter_takes_several_channels_and_starts_as_their_mean():
+def test_conv_channel_adapter_takes_several_channels_and_starts_as_their_mean(tiny_config):
     model = GeoFMForSemanticSegmentation(tiny_config(in_channels=2, channel_adapter="conv")).eval()
     pixel_values = torch.randn(1, 2, 28, 42)
     adapted = model.channel_adapter(pixel_values)
@@ -201,14 +192,43 @@ def test_decoder_parameter_counts_follow_the_study_widths():
     assert counts["dpt"] + 1_181_184 == 13_583_586
 
 
-def test_hidden_states_and_tuple_output():
+def test_hidden_states_and_tuple_output(tiny_config, tiny_backbone):
     model = GeoFMForSemanticSegmentation(tiny_config()).eval()
     with torch.no_grad():
         output = model(pixel_values=torch.randn(1, 1, 28, 28), output_hidden_states=True)
         as_tuple = model(pixel_values=torch.randn(1, 1, 28, 28), return_dict=False)
-    assert len(output.hidden_states) == TINY_DINOV2["num_hidden_layers"] + 1
+    assert len(output.hidden_states) == tiny_backbone["num_hidden_layers"] + 1
     assert isinstance(as_tuple, tuple) and as_tuple[0].shape == (1, 2, 28, 28)
 
 
 def test_offline_environment_is_set():
     assert os.environ["HF_HUB_OFFLINE"] == "1"
+
+
+def test_build_segmenter_resolves_every_backbone_spelling(tmp_path, tiny_backbone):
+    random_model = geofm_hf.build_segmenter("random:dinov2-small", "fault", "pup", backbone_overrides=tiny_backbone)
+    assert (random_model.config.backbone_name, random_model.config.decoder) == (None, "pup")
+    assert random_model.config.loss_weights == {"cross_entropy": 1.0, "dice": 1.0}
+    unet = geofm_hf.build_segmenter("unet", "salt", backbone_overrides={"widths": [4, 8]})
+    assert isinstance(unet, GeoUNetForSemanticSegmentation) and unet.config.widths == [4, 8]
+    reference = _save_tiny_dinov2(tmp_path, tiny_backbone)
+    from_folder = geofm_hf.build_segmenter(str(tmp_path), "fault")
+    assert torch.equal(from_folder.backbone.embeddings.patch_embeddings.projection.weight,
+                       reference.embeddings.patch_embeddings.projection.weight)
+    assert from_folder.config.decoder == geofm_hf.get_task("fault").default_decoder
+
+
+@pytest.mark.parametrize(
+    ("backbone", "settings", "message"),
+    [
+        ("random:dinov2-small", {"backbone_overrides": {"hidden_size:32": None}},
+         r"backbone_overrides has unknown keys \['hidden_size:32'\]; valid keys: .*hidden_size"),
+        ("unet", {"backbone_overrides": {"depth": 3}}, r"backbone_overrides has unknown keys \['depth'\]; valid keys: .*widths"),
+        ("unet", {"decoder": "mla"}, "has no separate decoder: leave decoder unset"),
+        ("dinov2-smal", {}, r"backbone='dinov2-smal' is unknown"),
+        ("random:dinov2-small", {"decoder": "segformer"}, r"decoder='segformer' is unknown; known decoders: dpt, linear"),
+    ],
+)
+def test_build_segmenter_refuses_what_it_cannot_build(backbone, settings, message):
+    with pytest.raises(ValueError, match=message):
+        geofm_hf.segmenter_config(backbone, "salt", **settings)
