@@ -133,7 +133,7 @@ def test_second_call_reuses_the_cache(converted, cache_root, monkeypatch):
 
 def test_cli_prints_the_cached_folder(converted, cache_root, capsys):
     parser = argparse.ArgumentParser(prog="geofm")
-    convert_weights.add_cli(parser.add_subparsers())
+    convert_weights.add_parser(parser.add_subparsers())
     args = parser.parse_args(["convert-weights", "--cache-dir", str(cache_root)])
     assert args.func(args) == 0
     assert capsys.readouterr().out.strip() == str(converted)

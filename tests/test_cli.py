@@ -1,0 +1,43 @@
+"""The ``geofm`` command as a whole: version, help without the heavy imports, one parser per subcommand."""
+
+import subprocess
+import sys
+
+import pytest
+
+import geofm_hf
+import geofm_hf_cli
+from geofm_hf.cli.main import build_parser
+
+
+def test_version_is_the_package_version(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        geofm_hf_cli.main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"geofm_hf {geofm_hf.__version__}"
+
+
+def test_help_lists_every_subcommand_without_importing_torch():
+    code = (
+        "import sys, geofm_hf_cli\n"
+        "try:\n    geofm_hf_cli.main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "print('HEAVY' if {'torch', 'transformers', 'geofm_hf'} & set(sys.modules) else 'LIGHT')"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().endswith("LIGHT")
+    assert all(name in out for name in geofm_hf_cli.SUBCOMMANDS)
+
+
+def test_an_unknown_subcommand_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        geofm_hf_cli.main(["segment"])
+    assert exit_info.value.code == 2
+    assert "invalid choice: 'segment'" in capsys.readouterr().err
+
+
+def test_every_subcommand_module_builds_its_parser():
+    parser = build_parser()
+    for name in geofm_hf_cli.SUBCOMMANDS:
+        with pytest.raises(SystemExit) as exit_info:
+            parser.parse_args([name, "--help"])
+        assert exit_info.value.code == 0
