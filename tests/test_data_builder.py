@@ -20,11 +20,10 @@ from geofm_hf.data.builder import (
     read_source,
     write_dataset_folder,
 )
-from geofm_hf.data.card import CardInfo
 from geofm_hf.data.cli import main
 from geofm_hf.data.records import SOURCES, Section, SourceSpec
 from geofm_hf.data.synthetic import GENERATORS
-from geofm_hf.hub import HubPushError
+from geofm_hf.hub import CardInfo, HubPushError
 from geofm_hf.models.tasks import TASKS
 
 REPO = Path(__file__).resolve().parents[1]

@@ -14,7 +14,7 @@ from transformers.modeling_outputs import SemanticSegmenterOutput
 
 from geofm_hf import GeoFMConfig, GeoFMForSemanticSegmentation, GeoFMImageProcessor, get_task
 from geofm_hf.data.builder import build_dataset_dict, write_dataset_folder
-from geofm_hf.data.card import CardInfo
+from geofm_hf.hub import CardInfo
 from geofm_hf.data.records import Section
 from geofm_hf.cli import main
 from geofm_hf.evaluation import evaluate_model

@@ -15,7 +15,7 @@ from transformers.modeling_outputs import SemanticSegmenterOutput
 import geofm_hf
 from geofm_hf import GeoFMConfig, GeoFMForSemanticSegmentation, GeoFMImageProcessor
 from geofm_hf.evaluation import evaluate_model
-from geofm_hf.model_card import TEMPLATE_PATH, write_model_card
+from geofm_hf.hub import DATASET_CARD_TEMPLATE, MODEL_CARD_TEMPLATE, write_model_card
 from geofm_hf.models.tasks import get_task
 from geofm_hf.study import STUDY_CITATION, study_task
 
@@ -197,6 +197,7 @@ def test_the_usage_snippet_runs_against_a_saved_model(tmp_path, fault_results):
     assert isinstance(namespace["model"], geofm_hf.GeoFMForSemanticSegmentation)
 
 
-def test_the_template_ships_inside_the_package():
-    assert TEMPLATE_PATH.is_file()
-    assert TEMPLATE_PATH.parent.parent == Path(geofm_hf.__file__).parent
+def test_both_card_templates_ship_inside_the_package():
+    templates = Path(geofm_hf.__file__).parent / "hub" / "templates"
+    assert (MODEL_CARD_TEMPLATE, DATASET_CARD_TEMPLATE) == (templates / "model_card.md", templates / "dataset_card.md")
+    assert MODEL_CARD_TEMPLATE.is_file() and DATASET_CARD_TEMPLATE.is_file()

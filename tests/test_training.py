@@ -315,7 +315,7 @@ def test_training_end_to_end_for_each_adaptation(tmp_path, adaptation):
 
 @pytest.mark.slow
 def test_unet_baseline_trains_from_scratch_end_to_end(tmp_path):
-    from geofm_hf.model_card import write_model_card
+    from geofm_hf.hub import write_model_card
 
     # As the adaptations above: one fixed batch, so the loss must fall; a 2-stage UNet of widths 4 and 8.
     config = tiny_config(
@@ -417,7 +417,7 @@ def test_gradient_accumulation_matches_the_larger_batch(tmp_path):
 
 @pytest.mark.slow
 def test_eval_results_are_the_model_card_arguments(tmp_path):
-    from geofm_hf.model_card import write_model_card
+    from geofm_hf.hub import write_model_card
 
     result = loop.train(tiny_config(tmp_path / "run", max_steps=1, adaptation="frozen"))
     fields = json.loads((result.output_dir / "eval_results.json").read_text())

@@ -5,6 +5,7 @@ layout in :mod:`.study`, seeded generators in :mod:`.synthetic`); :mod:`.builder
 them into a ``DatasetDict`` and writes a folder laid out as a Hub dataset repo, with the card from :mod:`.card`.
 """
 
+from ..hub import CardInfo, make_dataset_card
 from .builder import (
     SPLITS,
     build_dataset_dict,
@@ -15,7 +16,6 @@ from .builder import (
     validate_section,
     write_dataset_folder,
 )
-from .card import CardInfo, make_dataset_card
 from .records import SOURCES, Section, SourceSpec, get_source, register_source
 
 __all__ = [

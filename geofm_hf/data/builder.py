@@ -31,10 +31,9 @@ from datasets.exceptions import DatasetGenerationError
 from huggingface_hub import CommitInfo
 from tqdm.auto import tqdm
 
-from ..hub import push_folder
+from ..hub import CardInfo, make_dataset_card, push_folder, split_statistics
 from ..io.atomic import staged_folder
 from ..models.tasks import TaskSpec, get_task
-from .card import CardInfo, make_dataset_card, split_statistics
 from .records import SOURCES, Section, get_source
 
 SPLITS = ("train", "validation", "test")

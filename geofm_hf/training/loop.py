@@ -41,9 +41,8 @@ from transformers import PreTrainedModel, get_scheduler
 
 from ..evaluation import evaluate_model, load_model_and_processor, write_results_json
 from ..models.geofm.image_processing_geofm import GeoFMImageProcessor
-from ..hub import push_model
+from ..hub import MODEL_CARD_FILE, push_model, write_model_card
 from ..io.atomic import swap_in_folder
-from ..model_card import MODEL_CARD_FILE, write_model_card
 from ..metrics import ConfusionAccumulator, confusion_matrix
 from ..models.build import BackboneInfo
 from ..models.tasks import TaskSpec, get_task

@@ -1,8 +1,9 @@
-"""Model cards written from a real evaluation: Hub metadata (``model-index``) and a body that says what the model is,
-how to use it, what it was trained on, how well it scored beside the study, and what it should not be trusted with.
+"""Model cards: Hub metadata (``model-index``) and a body that says what the model is, how to use it, what it was
+trained on, how well it scored beside the study, and what it should not be trusted with.
 
-The body is rendered from ``templates/model_card_template.md`` (shipped with the package) by
-:meth:`huggingface_hub.ModelCard.from_template`.
+:func:`write_model_card` writes the card of a trained and evaluated model, rendered from ``templates/model_card.md``
+(shipped with the package) by :meth:`huggingface_hub.ModelCard.from_template`; :func:`default_model_card` is the short
+card of a model published without an evaluation.
 """
 
 from __future__ import annotations
@@ -17,15 +18,13 @@ from typing import Any
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from huggingface_hub.errors import HFValidationError
 from huggingface_hub.utils import validate_repo_id
+from transformers import PreTrainedModel
 
-from .io.atomic import write_atomically
-from .models.tasks import get_task
-from .study import STUDY_CITATION, study_task
+from ..io.atomic import write_atomically
+from ..models.tasks import get_task
+from ..study import STUDY_CITATION, study_task
+from .constants import MODEL_CARD_FILE, MODEL_CARD_TEMPLATE, MODEL_LICENSE, MODEL_TAGS, PIPELINE_TAG
 
-TEMPLATE_PATH = Path(__file__).resolve().parent / "templates" / "model_card_template.md"
-MODEL_CARD_FILE = "README.md"
-MODEL_LICENSE = "apache-2.0"
-BASE_TAGS = ("geophysics", "geofm_hf", "image-segmentation")
 # Hub tag per adaptation, for those that have a common one.
 ADAPTATION_TAGS = {"lora": "lora", "full": "fine-tuned"}
 # (results key, metric name) of the dataset-wide scores, in the order the card lists them.
@@ -99,7 +98,7 @@ def eval_results(results: Mapping[str, Any], dataset_ref: str, dataset_name: str
         dataset_name: a readable name of it.
     """
     common = dict(
-        task_type="image-segmentation",
+        task_type=PIPELINE_TAG,
         task_name="Semantic segmentation",
         dataset_type=dataset_ref,
         dataset_name=dataset_name,
@@ -249,12 +248,12 @@ def write_model_card(
     dataset_link = f"[{dataset_id}](https://huggingface.co/datasets/{dataset_id})" if on_hub else f"`{dataset_ref}`"
     model_name = repo_id.split("/")[-1] if repo_id else f"geofm_hf-{spec.name}-{decoder}-{adaptation}"
     backbone_tags = [backbone_type] if backbone_type else []
-    tags = [*BASE_TAGS, *spec.tags, spec.name, *backbone_tags, decoder]
+    tags = [*MODEL_TAGS, *spec.tags, spec.name, *backbone_tags, decoder]
     if adaptation in ADAPTATION_TAGS:
         tags.append(ADAPTATION_TAGS[adaptation])
     card_data = ModelCardData(
         library_name="transformers",
-        pipeline_tag="image-segmentation",
+        pipeline_tag=PIPELINE_TAG,
         license=MODEL_LICENSE,
         tags=list(dict.fromkeys(tags)),
         base_model=base_model,
@@ -265,7 +264,7 @@ def write_model_card(
     )
     card = ModelCard.from_template(
         card_data,
-        template_path=str(TEMPLATE_PATH),
+        template_path=str(MODEL_CARD_TEMPLATE),
         model_name=model_name,
         task_name=spec.name,
         num_labels=len(test_results["label_names"]),
@@ -280,6 +279,7 @@ def write_model_card(
         dataset_ref=dataset_ref,
         dataset_arg=dataset_id if on_hub else "path/to/dataset_folder",
         model_ref=repo_id or "path/to/this/model",
+        model_license=MODEL_LICENSE,
         data_license=spec.license,
         task_source=spec.source,
         hyperparameters=_hyperparameter_rows(hyperparameters),
@@ -304,4 +304,35 @@ def write_model_card(
     return write_atomically(Path(output_dir) / MODEL_CARD_FILE, card.save)
 
 
-__all__ = ["MODEL_CARD_FILE", "TEMPLATE_PATH", "eval_results", "is_hub_id", "write_model_card"]
+def default_model_card(model: PreTrainedModel, repo_id: str | None = None) -> ModelCard:
+    """A short model card for ``model``: library, task, labels and how to load it from ``repo_id``.
+
+    Training writes a fuller card (:func:`write_model_card`: data, hyper-parameters, evaluation results); this one is
+    for models staged without it, so that every published repo has a ``README.md``.
+    """
+    repo = repo_id or "<repo id>"
+    config = model.config
+    task = get_task(config.task) if getattr(config, "task", None) else None
+    card_data = ModelCardData(
+        library_name="geofm_hf",
+        pipeline_tag=PIPELINE_TAG,
+        tags=[*MODEL_TAGS, *([task.name] if task else [])],
+        datasets=[task.hub_dataset_id] if task else None,
+    )
+    labels = ", ".join(f"{i}: {name}" for i, name in sorted(config.id2label.items()))
+    content = (
+        f"---\n{card_data.to_yaml()}\n---\n\n"
+        f"# {type(model).__name__}{f' for {task.name}' if task else ''}\n\n"
+        f"Semantic segmentation of {config.in_channels}-channel geophysical sections into {config.num_labels} "
+        f"classes ({labels}).\n\n"
+        "```python\n"
+        "import geofm_hf  # registers the geofm classes with transformers' Auto classes\n"
+        "from transformers import AutoImageProcessor, AutoModelForSemanticSegmentation\n\n"
+        f'model = AutoModelForSemanticSegmentation.from_pretrained("{repo}")\n'
+        f'processor = AutoImageProcessor.from_pretrained("{repo}")\n'
+        "```\n"
+    )
+    return ModelCard(content)
+
+
+__all__ = ["default_model_card", "eval_results", "is_hub_id", "write_model_card"]

@@ -24,24 +24,23 @@ from collections.abc import Callable
 from pathlib import Path
 
 import huggingface_hub
-from huggingface_hub import CommitInfo, ModelCard, ModelCardData, constants
+from huggingface_hub import CommitInfo, ModelCard, constants
 from huggingface_hub.errors import HfHubHTTPError, HTTPError, LocalTokenNotFoundError, OfflineModeIsEnabled
 from huggingface_hub.utils import validate_repo_id
 from transformers import PreTrainedModel
 from transformers.image_processing_utils import BaseImageProcessor
 
-from .models.geofm.image_processing_geofm import GeoFMImageProcessor
-from .io.atomic import staged_folder
-from .models.tasks import get_task
-
-CARD_NAME = "README.md"
-ADAPTER_SUBFOLDER = "adapter"
-# peft's file names (peft.utils.constants), spelled out so that staging does not import peft.
-ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
-REPO_TYPES = ("model", "dataset")
-CARD_TAGS = ("geofm_hf", "geophysics", "image-segmentation")
-DEFAULT_COMMIT_MESSAGE = "Upload with geofm_hf"
-DEFAULT_MODEL_COMMIT_MESSAGE = "Upload model trained with geofm_hf"
+from ..io.atomic import staged_folder
+from ..models.geofm.image_processing_geofm import GeoFMImageProcessor
+from .constants import (
+    ADAPTER_FILES,
+    ADAPTER_SUBFOLDER,
+    CARD_FILE,
+    DEFAULT_COMMIT_MESSAGE,
+    DEFAULT_MODEL_COMMIT_MESSAGE,
+    REPO_TYPES,
+)
+from .model_card import default_model_card
 
 
 class HubPushError(OSError):
@@ -49,37 +48,6 @@ class HubPushError(OSError):
 
 
 # --- staging ----------------------------------------------------------------------------------------------------
-
-
-def default_model_card(model: PreTrainedModel, repo_id: str | None = None) -> ModelCard:
-    """A short model card for ``model``: library, task, labels and how to load it from ``repo_id``.
-
-    Training writes a fuller card (data, hyper-parameters, evaluation results); this one is for models staged
-    without it, so that every published repo has a ``README.md``.
-    """
-    repo = repo_id or "<repo id>"
-    config = model.config
-    task = get_task(config.task) if getattr(config, "task", None) else None
-    card_data = ModelCardData(
-        library_name="geofm_hf",
-        pipeline_tag="image-segmentation",
-        tags=[*CARD_TAGS, *([task.name] if task else [])],
-        datasets=[task.hub_dataset_id] if task else None,
-    )
-    labels = ", ".join(f"{i}: {name}" for i, name in sorted(config.id2label.items()))
-    content = (
-        f"---\n{card_data.to_yaml()}\n---\n\n"
-        f"# {type(model).__name__}{f' for {task.name}' if task else ''}\n\n"
-        f"Semantic segmentation of {config.in_channels}-channel geophysical sections into {config.num_labels} "
-        f"classes ({labels}).\n\n"
-        "```python\n"
-        "import geofm_hf  # registers the geofm classes with transformers' Auto classes\n"
-        "from transformers import AutoImageProcessor, AutoModelForSemanticSegmentation\n\n"
-        f'model = AutoModelForSemanticSegmentation.from_pretrained("{repo}")\n'
-        f'processor = AutoImageProcessor.from_pretrained("{repo}")\n'
-        "```\n"
-    )
-    return ModelCard(content)
 
 
 def _write_card(card: ModelCard | str, path: Path) -> None:
@@ -116,7 +84,7 @@ def stage_model_folder(
         folder: output folder; must be missing or empty unless ``overwrite``.
         processor: the image processor the model was trained with; defaults to a `GeoFMImageProcessor` with its
             default normalisation for ``model.config.in_channels`` channels.
-        card: model card (``huggingface_hub.ModelCard`` or its text); defaults to :func:`default_model_card`.
+        card: model card (``huggingface_hub.ModelCard`` or its text); defaults to :func:`.default_model_card`.
         adapter_dir: a PEFT adapter folder, copied to ``adapter/``; load it with
             ``PeftModel.from_pretrained(base, repo_id, subfolder="adapter")``.
         overwrite: replace an existing non-empty ``folder``.
@@ -127,7 +95,7 @@ def stage_model_folder(
     Raises:
         TypeError: ``model`` is not a transformers model, or ``card`` is neither a ModelCard nor text.
         FileNotFoundError: ``adapter_dir`` lacks the adapter files.
-        FileExistsError: see :func:`geofm_hf.io_utils.staged_folder`.
+        FileExistsError: see :func:`geofm_hf.io.atomic.staged_folder`.
     """
     if not isinstance(model, PreTrainedModel):
         raise TypeError(
@@ -141,7 +109,7 @@ def stage_model_folder(
     with staged_folder(folder, overwrite) as staging:
         model.save_pretrained(staging)
         processor.save_pretrained(staging)
-        _write_card(card if card is not None else default_model_card(model), staging / CARD_NAME)
+        _write_card(card if card is not None else default_model_card(model), staging / CARD_FILE)
         if adapter_dir is not None:
             shutil.copytree(adapter_dir, staging / ADAPTER_SUBFOLDER)
     return Path(folder)
@@ -226,8 +194,8 @@ def push_folder(
     folder = Path(folder)
     if repo_type not in REPO_TYPES:
         raise ValueError(f"repo_type={repo_type!r}: expected one of {', '.join(REPO_TYPES)}")
-    if not (folder / CARD_NAME).is_file():
-        raise FileNotFoundError(f"{folder} is not a staged {repo_type} folder: it has no {CARD_NAME}")
+    if not (folder / CARD_FILE).is_file():
+        raise FileNotFoundError(f"{folder} is not a staged {repo_type} folder: it has no {CARD_FILE}")
     validate_repo_id(repo_id)
     try:
         token = token if token is not None else huggingface_hub.get_token()
@@ -288,7 +256,6 @@ def push_model(
 
 __all__ = [
     "HubPushError",
-    "default_model_card",
     "push_folder",
     "push_model",
     "stage_model_folder",

@@ -1,7 +1,7 @@
 """Dataset cards: the YAML the Hub and ``datasets`` read (configs, features, licence, tags) and a body that says where
 the sections came from, how they were converted, and what is in each split.
 
-The body is rendered from ``dataset_card_template.md`` (shipped with the package) by
+The body is rendered from ``templates/dataset_card.md`` (shipped with the package) by
 :meth:`huggingface_hub.DatasetCard.from_template`.
 """
 
@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -22,10 +21,8 @@ from huggingface_hub import DatasetCard, DatasetCardData
 
 from ..models.tasks import TaskSpec
 from ..study import STUDY_CITATION
+from .constants import BASE_TAGS, DATASET_CARD_TEMPLATE, PIPELINE_TAG
 
-TEMPLATE_PATH = Path(__file__).with_name("dataset_card_template.md")
-BASE_TAGS = ("geophysics", "geofm_hf")
-# Hub search tags per task, on top of BASE_TAGS.
 # Upper bounds of the Hub's size_categories, with their names.
 SIZE_CATEGORIES = ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"))
 STATISTICS_BATCH_ROWS = 32
@@ -126,7 +123,7 @@ def _card_data(
     card_data = DatasetCardData(
         pretty_name=f"geofm_hf {task.name}",
         license=task.license,
-        task_categories=["image-segmentation"],
+        task_categories=[PIPELINE_TAG],
         task_ids=["semantic-segmentation"],
         tags=[*BASE_TAGS, *task.tags],
         size_categories=[size_category(total_rows)],
@@ -186,7 +183,7 @@ def make_dataset_card(
     ]
     return DatasetCard.from_template(
         _card_data(task, statistics, features, download_size),
-        template_path=str(TEMPLATE_PATH),
+        template_path=str(DATASET_CARD_TEMPLATE),
         task_name=task.name,
         num_labels=task.num_labels,
         source=info.source,
@@ -203,3 +200,6 @@ def make_dataset_card(
         task_citation=task.citation,
         study_citation=STUDY_CITATION,
     )
+
+
+__all__ = ["CardInfo", "SplitStatistics", "make_dataset_card", "size_category", "split_statistics"]
