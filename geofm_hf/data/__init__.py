@@ -2,7 +2,7 @@
 
 Source readers are registered by name in :data:`SOURCES` (original formats in :mod:`.sources`, the study's release
 layout in :mod:`.study`, seeded generators in :mod:`.synthetic`); :mod:`.builder` validates their sections, streams
-them into a ``DatasetDict`` and writes a folder laid out as a Hub dataset repo, with the card from :mod:`.card`.
+them into a ``DatasetDict`` and writes a folder laid out as a Hub dataset repo, with the card from :mod:`geofm_hf.hub.dataset_card`.
 """
 
 from ..hub import CardInfo, make_dataset_card
