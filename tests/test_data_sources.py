@@ -10,12 +10,13 @@ import segyio
 from PIL import Image, TiffImagePlugin, TiffTags
 
 import geofm_hf.data.sources  # noqa: F401  (registers the readers)
+from geofm_hf.data.builder import read_source
 from geofm_hf.data.records import SOURCES, get_source
-from geofm_hf.data.sources import segy as segy_module
-from geofm_hf.data.sources._options import as_ints, as_label_map
+from geofm_hf.io import SegyReader
+from geofm_hf.io.options import as_ints, as_label_map
 from geofm_hf.data.sources.crater import ellipse_mask
 from geofm_hf.data.sources.tgs import rle_decode
-from geofm_hf.tasks import get_task
+from geofm_hf.models.tasks import get_task
 
 FACIES, SALT, CRATER, DAS, FAULT = (get_task(n) for n in ("seismic-facies", "salt", "crater", "das-event", "fault"))
 
@@ -161,7 +162,9 @@ def test_png_pairs_reject_colour_labels_orphans_and_shape_mismatch(tmp_path):
 # --- segy --------------------------------------------------------------------------------------------------------
 
 
-def write_segy(path: Path, cube: np.ndarray, inline_sorted: bool = True, same_headers: bool = False) -> None:
+def write_segy(
+    path: Path, cube: np.ndarray, inline_sorted: bool = True, same_headers: bool = False, first_inline: int = 100
+) -> None:
     """Write an IEEE-float SEG-Y of an (inline, crossline, sample) cube."""
     n_inline, n_crossline, n_samples = cube.shape
     spec = segyio.spec()
@@ -169,12 +172,13 @@ def write_segy(path: Path, cube: np.ndarray, inline_sorted: bool = True, same_he
     sorting = segyio.TraceSortingFormat
     spec.sorting = sorting.INLINE_SORTING if inline_sorted else sorting.CROSSLINE_SORTING
     spec.samples = list(range(n_samples))
-    spec.ilines, spec.xlines = list(range(100, 100 + n_inline)), list(range(7, 7 + n_crossline))
+    spec.ilines = list(range(first_inline, first_inline + n_inline))
+    spec.xlines = list(range(7, 7 + n_crossline))
     order = np.ndindex(n_inline, n_crossline) if inline_sorted else ((i, j) for j in range(n_crossline)
                                                                      for i in range(n_inline))
     with segyio.create(str(path), spec) as handle:
         for trace, (i, j) in enumerate(order):
-            lines = (100, 7) if same_headers else (100 + i, 7 + j)
+            lines = (100, 7) if same_headers else (first_inline + i, 7 + j)
             handle.header[trace] = {segyio.TraceField.INLINE_3D: lines[0], segyio.TraceField.CROSSLINE_3D: lines[1]}
             handle.trace[trace] = cube[i, j]
 
@@ -206,42 +210,53 @@ def test_segy_streams_one_section_at_a_time(tmp_path, cube, monkeypatch):
     write_segy(tmp_path / "seis.sgy", cube)
     write_segy(tmp_path / "fault.sgy", (cube > 0.5).astype(np.float32) * 0.9)
     reads = []
-    original = segy_module.SegyVolume.section
+    original = SegyReader.read_section
 
     def counting_section(self, axis, index):
-        reads.append(self.path.name)
+        reads.append(Path(self.name).name)
         return original(self, axis, index)
 
-    monkeypatch.setattr(segy_module.SegyVolume, "section", counting_section)
+    monkeypatch.setattr(SegyReader, "read_section", counting_section)
     sections = SOURCES["segy"].reader(tmp_path, FAULT, image="seis.sgy", label="fault.sgy", threshold="0.5")["train"]
     assert reads == []  # nothing read before iteration
     first = next(sections)
-    assert reads == ["seis.sgy", "fault.sgy"]  # one seismic section, one label section
+    assert sorted(reads) == ["fault.sgy", "seis.sgy"]  # one seismic section, one label section
     np.testing.assert_array_equal(first.label, (cube[0] > 0.5).T.astype(np.uint8))
     next(sections)
     assert len(reads) == 4
 
 
-def test_segy_irregular_geometry_needs_ignore_geometry_and_shape(tmp_path, cube):
-    write_segy(tmp_path / "seis.sgy", cube, same_headers=True)
+def test_segy_without_line_numbers_is_refused_naming_the_header_bytes(tmp_path, cube):
+    write_segy(tmp_path / "seis.sgy", cube, same_headers=True)  # every trace says inline 100, crossline 7
     np.save(tmp_path / "labels.npy", np.zeros(cube.shape, np.uint8))
-    with pytest.raises(ValueError, match=r"seis.sgy: cannot read as SEG-Y.*ignore_geometry=true"):
+    with pytest.raises(ValueError, match=r"Label .*labels.npy has shape \(3, 4, 6\) but its image .*seis.sgy has "
+                                         r"\(1, 12, 6\)"):
         read("segy", tmp_path, FACIES, label="labels.npy")
-    with pytest.raises(ValueError, match=r"seis.sgy: shape=4,4 needs 16 traces, the file has 12"):
-        read("segy", tmp_path, FACIES, label="labels.npy", ignore_geometry="true", shape="4,4")
-    sections = read("segy", tmp_path, FACIES, label="labels.npy", ignore_geometry="true", shape="3,4")["train"]
-    np.testing.assert_array_equal(sections[4].image, cube[:, 1].T)
+    write_segy(tmp_path / "seis.sgy", cube)
+    with pytest.raises(ValueError, match=r"seis.sgy: 8 traces repeat .*--iline-byte"):
+        read("segy", tmp_path, FACIES, label="labels.npy", iline_byte=9)  # field record numbers: all 0 here
+    options = dict(label="labels.npy", ignore_geometry="true", shape="3,4")  # no longer needed: headers say it all
+    with pytest.raises(ValueError, match=r"Source 'segy' does not take option\(s\) ignore_geometry, shape"):
+        read_source("segy", FACIES, tmp_path, options)
+
+
+def test_segy_labels_on_another_grid_are_refused(tmp_path, cube):
+    write_segy(tmp_path / "seis.sgy", cube)
+    write_segy(tmp_path / "labels.sgy", np.zeros_like(cube), first_inline=200)
+    with pytest.raises(ValueError, match=r"labels.sgy: its inline numbers differ from those of .*seis.sgy"):
+        read("segy", tmp_path, FACIES, image="seis.sgy", label="labels.sgy")
 
 
 def test_segy_bad_inputs_name_the_file(tmp_path, cube):
     (tmp_path / "broken.sgy").write_bytes(b"not a segy file" * 300)
     np.save(tmp_path / "labels.npy", np.zeros(cube.shape, np.uint8))
-    with pytest.raises(ValueError, match="broken.sgy: cannot read as SEG-Y"):
+    with pytest.raises(ValueError, match="broken.sgy: cannot read as big-endian SEG-Y"):
         read("segy", tmp_path, FACIES, label="labels.npy")
     (tmp_path / "broken.sgy").unlink()
     cube[2, 1, 3] = np.nan
     write_segy(tmp_path / "seis.sgy", cube)
-    with pytest.raises(ValueError, match=r"seis.sgy \(inline 2\): 1 NaN or Inf"):
+    with pytest.raises(ValueError, match=r"seis.sgy, inline section 2: 1 NaN or Inf .* trace 9 \(inline 102, "
+                                         r"crossline 8\), sample 3"):
         read("segy", tmp_path, FACIES, label="labels.npy", axis="inline")
     np.save(tmp_path / "labels.npy", np.zeros((3, 4, 5), np.uint8))
     with pytest.raises(ValueError, match=r"labels.npy has shape \(3, 4, 5\).*seis.sgy has \(3, 4, 6\)"):
@@ -249,6 +264,19 @@ def test_segy_bad_inputs_name_the_file(tmp_path, cube):
     np.save(tmp_path / "labels.npy", np.full(cube.shape, 0.3, np.float32))
     with pytest.raises(ValueError, match="labels.npy.*not integer class ids.*threshold"):
         read("segy", tmp_path, FAULT, label="labels.npy", axis="crossline")
+    with pytest.raises(ValueError, match=r"Option xline_byte='x': expected an integer"):
+        read("segy", tmp_path, FAULT, label="labels.npy", xline_byte="x")
+    with pytest.raises(ValueError, match=r"seis.sgy: iline_byte=2 is not the first byte of a trace-header field"):
+        read("segy", tmp_path, FAULT, label="labels.npy", iline_byte=2)
+
+
+def test_segy_dat_labels_are_the_grid_with_samples_fastest(tmp_path, cube):
+    write_segy(tmp_path / "seis.sgy", cube, inline_sorted=False)
+    labels = (np.arange(cube.size).reshape(cube.shape) % 6).astype(np.float32)
+    labels.tofile(tmp_path / "facies.dat")  # (inline, crossline, sample), C order: N1,N2,N3 = 6,4,3 in F order
+    sections = read("segy", tmp_path, FACIES, image="seis.sgy", label="facies.dat", axis="crossline")["train"]
+    np.testing.assert_array_equal(sections[1].image, cube[:, 1].T)
+    np.testing.assert_array_equal(sections[1].label, labels[:, 1].T)
 
 
 # --- f3 npy ------------------------------------------------------------------------------------------------------

@@ -2,14 +2,39 @@
 
 import numpy as np
 import pytest
+import segyio
 import torch
 from PIL import Image
 
 import geofm_hf
-from geofm_hf.inference import predict_tiled
 from geofm_hf.cli import main
-from test_inference_io import read_traces, write_segy
-from test_inference_tiling import tiny_config
+from geofm_hf.inference import predict_tiled
+
+
+def tiny_config():
+    return geofm_hf.GeoFMConfig.for_task(
+        "fault",
+        backbone="dinov2-small",
+        decoder="linear",
+        backbone_overrides=dict(hidden_size=32, num_hidden_layers=4, num_attention_heads=2),
+    )
+
+
+def write_segy(path, cube):
+    """An inline-sorted SEG-Y of an (inline, crossline, sample) cube, with line numbers and a text header."""
+    spec = segyio.spec()
+    spec.format, spec.samples, spec.tracecount = 1, np.arange(cube.shape[2]) * 4.0, cube.shape[0] * cube.shape[1]
+    with segyio.create(path, spec) as f:
+        f.text[0] = segyio.tools.create_text_header({1: "GEOFM TEST CUBE"})
+        for trace, (i, j) in enumerate(np.ndindex(cube.shape[:2])):
+            f.header[trace] = {segyio.TraceField.INLINE_3D: 100 + i, segyio.TraceField.CROSSLINE_3D: 500 + 2 * j}
+            f.trace[trace] = cube[i, j]
+    return path
+
+
+def read_traces(path):
+    with segyio.open(path, ignore_geometry=True) as f:
+        return f.trace.raw[:], [dict(f.header[t]) for t in range(f.tracecount)], dict(f.bin), f.text[0]
 
 
 @pytest.fixture(scope="module")
@@ -43,12 +68,22 @@ def test_predict_segy_with_pictures(tmp_path, model_dir, capsys):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
-def test_predict_raw_section_to_npy(tmp_path, model_dir):
+def test_predict_c_order_raw_section_to_npy(tmp_path, model_dir):
     section = np.random.default_rng(1).standard_normal((40, 70)).astype(np.float32)
-    section.astype(">f4").tofile(tmp_path / "line.dat")
+    section.astype(">f4").tofile(tmp_path / "line.dat")  # a (time, trace) image written row by row: order C
     arguments = ["predict", str(model_dir), str(tmp_path / "line.dat"), str(tmp_path / "line.npy"), "--shape", "40,70"]
-    assert main([*arguments, "--byte-order", "big", "--output", "probabilities", "--tile", "28", "--png", "0"]) == 0
+    options = ["--order", "C", "--option", "byte-order=big", "--output", "probabilities", "--tile", "28", "--png", "0"]
+    assert main([*arguments, *options]) == 0
     model = geofm_hf.GeoFMForSemanticSegmentation.from_pretrained(model_dir)
     expected = predict_tiled(model, section, tile=28, processor=geofm_hf.GeoFMImageProcessor(), progress=False)
     np.testing.assert_allclose(np.load(tmp_path / "line.npy"), expected, atol=1e-6)
     assert (tmp_path / "line.png").stat().st_size > 0
+
+
+def test_predict_refuses_options_the_input_does_not_take(tmp_path, model_dir, capsys):
+    np.save(tmp_path / "cube.npy", np.zeros((2, 3, 4), np.float32))
+    arguments = ["predict", str(model_dir), str(tmp_path / "cube.npy"), str(tmp_path / "out.npy")]
+    assert main([*arguments, "--iline-byte", "9"]) == 2
+    assert "cube.npy: option(s) iline_byte do not apply to .npy input" in capsys.readouterr().err
+    assert main([*arguments, "--byte-order", "big", "--option", "byte_order=little"]) == 2
+    assert "byte_order given both as a flag and with --option" in capsys.readouterr().err

@@ -10,7 +10,7 @@ from torch import nn
 import geofm_hf
 from geofm_hf.inference import TileGrid, predict_tiled, window_weights
 from geofm_hf.inference.blending import BLEND_WINDOWS
-from geofm_hf.inference.volume_io import ArrayReader
+from geofm_hf.io import ArrayReader
 
 BLENDS = sorted(BLEND_WINDOWS)
 

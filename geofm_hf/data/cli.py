@@ -18,13 +18,13 @@ from typing import Any
 
 from huggingface_hub.utils import validate_repo_id
 
-from ..cli_utils import reports_errors
-from ..tasks import TASKS, get_task
+from ..cli.errors import reports_errors
+from ..io.options import SURVEY_FLAGS, add_survey_arguments, merge_options
+from ..models.tasks import TASKS, get_task
 from .builder import DEFAULT_HOLDOUT, build_dataset_folder, push_dataset_folder
-from .records import reader_kwargs
 
 # Named flags that are reader options (the reader keyword is the flag's dest).
-NAMED_OPTIONS = ("num", "seed", "size", "shape", "byte_order")
+NAMED_OPTIONS = ("num", "seed", "size", *SURVEY_FLAGS)
 
 
 def add_dataset_arguments(parser: argparse.ArgumentParser, task: str | None = None) -> None:
@@ -63,36 +63,12 @@ def add_dataset_arguments(parser: argparse.ArgumentParser, task: str | None = No
     reader.add_argument(
         "--size", help="synthetic: N1,N2, or 'native' for the task's size in the study (default 128,128)"
     )
-    reader.add_argument("--shape", help="study and raw binary sources: N1,N2 of the stored sections")
-    reader.add_argument("--byte-order", choices=("little", "big"), help="raw binary sources: byte order of the files")
-    reader.add_argument(
-        "--option",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="any other reader option, repeatable (e.g. --option patch=512,512 --option axis=inline)",
-    )
-
-
-def parse_options(pairs: Sequence[str]) -> dict[str, str]:
-    """Turn ``["key=value", ...]`` into a dict (dashes in keys become underscores); readers parse the values."""
-    options = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise ValueError(f"--option {pair!r}: expected KEY=VALUE")
-        options[key.strip().replace("-", "_")] = value
-    return options
+    add_survey_arguments(reader)
 
 
 def reader_options(args: argparse.Namespace) -> dict[str, Any]:
     """Reader options from the named flags and the ``--option`` pairs; the same option given both ways is an error."""
-    named = reader_kwargs({name: getattr(args, name) for name in NAMED_OPTIONS})
-    extra = parse_options(args.option)
-    twice = sorted(named.keys() & extra.keys())
-    if twice:
-        raise ValueError(f"Option(s) {', '.join(twice)} given both as a flag and with --option")
-    return {**named, **extra}
+    return merge_options({name: getattr(args, name) for name in NAMED_OPTIONS}, args.option)
 
 
 def _redact_token(arguments: Sequence[str]) -> list[str]:

@@ -1,8 +1,6 @@
 """Whole-survey inference: tiled, blended prediction of sections and volumes, streamed from and to disk."""
 
-from .blending import BLEND_WINDOWS, window_weights
-from .tiling import DEFAULT_TILE, OutputMode, SectionPredictor, TileGrid, default_tile, predict_tiled, resolve_class
-from .volume_io import (
+from ..io import (
     INPUT_FORMATS,
     OUTPUT_FORMATS,
     SECTION_AXES,
@@ -15,6 +13,8 @@ from .volume_io import (
     create_output,
     open_input,
 )
+from .blending import BLEND_WINDOWS, window_weights
+from .tiling import DEFAULT_TILE, OutputMode, SectionPredictor, TileGrid, default_tile, predict_tiled, resolve_class
 
 __all__ = [
     "BLEND_WINDOWS",

@@ -10,20 +10,22 @@ import numpy as np
 import torch
 from transformers import AutoModel
 
-from ..cli_utils import reports_errors
-from ..image_processing_geofm import GeoFMImageProcessor
-from .blending import BLEND_WINDOWS
-from .plots import plot_prediction_overlay
-from .tiling import DEFAULT_OVERLAP, OutputMode, predict_tiled
-from .volume_io import (
+from ..cli.errors import reports_errors
+from ..io import (
     SectionAxis,
     VolumeReader,
     create_output,
     get_axis_name,
     get_section_axes,
     open_input,
+    open_output,
     refuse_existing,
 )
+from ..io.options import SURVEY_FLAGS, add_survey_arguments, merge_options
+from ..models.geofm.image_processing_geofm import GeoFMImageProcessor
+from .blending import BLEND_WINDOWS
+from .plots import plot_prediction_overlay
+from .tiling import DEFAULT_OVERLAP, OutputMode, predict_tiled
 
 logger = logging.getLogger(__name__)
 
@@ -57,9 +59,13 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     parser.add_argument("model", help="Hub id or local folder of a trained model and its image processor")
-    parser.add_argument("input", type=Path, help="input: .sgy/.segy, .npy, raw .dat (see --shape) or .png/.tif/.jpg")
     parser.add_argument(
-        "output", type=Path, help="output: .sgy/.segy (SEG-Y input only; keeps its headers), .npy, or float32 .dat"
+        "input", type=Path, help="input: .sgy/.segy, .npy, raw .dat (see --shape, --order) or .png/.tif/.jpg"
+    )
+    parser.add_argument(
+        "output",
+        type=Path,
+        help="output: .sgy/.segy (SEG-Y input only; keeps its headers), .npy, or float32 .dat (F order, little-endian)",
     )
     parser.add_argument(
         "--axis", default="inline", help="inline (default), crossline, time, a comma-separated list, or all (averaged)"
@@ -94,13 +100,7 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda when available)")
-    parser.add_argument("--shape", type=_int_list, default=None, help="raw .dat input: n1,n2[,n3] in C order")
-    parser.add_argument("--dtype", default="float32", help="raw .dat input: sample type (default float32)")
-    parser.add_argument(
-        "--byte-order", choices=("little", "big"), default="little", help="raw .dat input: byte order (default little)"
-    )
-    parser.add_argument("--iline-byte", type=int, default=189, help="SEG-Y input: inline number byte (189)")
-    parser.add_argument("--xline-byte", type=int, default=193, help="SEG-Y input: crossline number byte (193)")
+    add_survey_arguments(parser.add_argument_group("input layout (the same options as `geofm dataset`)"))
     parser.set_defaults(func=run_predict)
 
 
@@ -117,9 +117,7 @@ def run_predict(args: argparse.Namespace) -> None:
         ) from error
     output_kind = args.output_kind or ("probabilities" if args.output_class is not None else "labels")
     mode = OutputMode.from_arguments(output_kind, args.output_class, model.config)
-    options = dict(
-        shape=args.shape, dtype=args.dtype, byte_order=args.byte_order, iline=args.iline_byte, xline=args.xline_byte
-    )
+    options = merge_options({flag: getattr(args, flag) for flag in SURVEY_FLAGS}, args.option)
     data = open_input(args.input, **options)
     settings = dict(
         tile=args.tile,
@@ -142,7 +140,7 @@ def _predict_section(model, section: np.ndarray, mode: OutputMode, settings: dic
     if args.png is not None and args.png != [0]:
         raise ValueError(f"{args.input} is a single 2-D section: use --png 0")
     result = predict_tiled(model, section, **settings)
-    with create_output(args.output, result.shape, result.dtype, overwrite=args.overwrite) as out:
+    with create_output(args.output, result.shape, result.dtype, overwrite=args.overwrite, section=True) as out:
         out[...] = result
     logger.info("wrote %s", args.output)
     if args.png is not None:
@@ -163,8 +161,7 @@ def _predict_volume(model, reader: VolumeReader, mode: OutputMode, settings: dic
     logger.info("wrote %s", args.output)
     if not sections:
         return
-    stored = open_input(args.output, shape=shape)  # .dat outputs are float32, other formats say their type
-    with stored:
+    with open_output(args.output, shape) as stored:
         for index in sections:
             _plot_volume_section(model.config, mode, reader, stored, axes[0], index, args)
 

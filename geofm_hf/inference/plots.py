@@ -11,7 +11,7 @@ from matplotlib.cm import ScalarMappable
 from matplotlib.colors import BoundaryNorm, ListedColormap, Normalize
 from matplotlib.figure import Figure
 
-from ..io_utils import write_atomically
+from ..io.atomic import write_atomically
 
 # Grey scale clipped to these amplitude percentiles, so a few spikes do not wash the section out.
 CLIP_PERCENTILES = (1.0, 99.0)

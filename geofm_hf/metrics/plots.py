@@ -10,7 +10,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from ..io_utils import write_atomically
+from ..io.atomic import write_atomically
 from .confusion import _validated_confusion
 
 

@@ -10,14 +10,16 @@ import csv
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from ...tasks import TaskSpec
+from ...io.checks import refuse_non_finite, to_class_ids
+from ...io.options import as_choice, as_int, as_ints
+from ...io.volumes import VolumeReader
+from ...models.tasks import TaskSpec
 from ..records import Section
-from ._options import as_choice, as_int, as_ints
 
 # Folder names a dataset may use for its splits, mapped to the split names the builder knows.
 SPLIT_FOLDERS = {
@@ -159,61 +161,10 @@ def numbers(rows: list[list[str]], columns: list[int], path: Path) -> np.ndarray
 
 
 def check_finite(image: np.ndarray, source: str, where: str = "") -> np.ndarray:
-    """Return ``image`` as float32; raise ``ValueError`` naming the file and section if it holds NaN or Inf."""
+    """Return ``image`` as float32; raise ``ValueError`` naming the file, section and first NaN/Inf if it holds any."""
     image = np.asarray(image, dtype=np.float32)
-    bad = image.size - np.count_nonzero(np.isfinite(image))
-    if bad:
-        place = f" ({where})" if where else ""
-        raise ValueError(f"{source}{place}: {bad} NaN or Inf amplitude(s); clean or mask them before conversion")
+    refuse_non_finite(image, f"{source} ({where})" if where else source)
     return image
-
-
-def to_class_ids(
-    values: np.ndarray,
-    num_labels: int,
-    source: str,
-    *,
-    threshold: float | None = None,
-    label_map: Mapping[int, int] | None = None,
-) -> np.ndarray:
-    """Turn stored label values into uint8 class ids ``0..num_labels-1``.
-
-    Args:
-        values: label array as stored (ints, or floats holding ids or likelihoods).
-        num_labels: number of classes of the task.
-        source: file (and section) named in errors.
-        threshold: binarise likelihood labels (``values > threshold`` is class 1), as for fault-likelihood volumes.
-        label_map: stored id -> task class id, for sources with other class sets (e.g. Penobscot's 8 intervals).
-
-    Raises:
-        ValueError: non-integer values without ``threshold``, ids missing from ``label_map``, or ids out of range.
-    """
-    values = np.asarray(values)
-    if threshold is not None:
-        return (values > threshold).astype(np.uint8)
-    if values.dtype.kind == "f" and not np.array_equal(values, np.round(values)):
-        raise ValueError(
-            f"{source}: label values are not integer class ids (e.g. {values[values != np.round(values)].flat[0]!r});"
-            " pass threshold=T for likelihood labels"
-        )
-    ids = values.astype(np.int64)
-    present = np.unique(ids)
-    if label_map is not None:
-        unmapped = [int(v) for v in present if int(v) not in label_map]
-        if unmapped:
-            raise ValueError(f"{source}: label ids {unmapped} are not in label_map {dict(label_map)}")
-        lookup = np.zeros(int(present.max()) - int(present.min()) + 1, dtype=np.int64)
-        for value in present:
-            lookup[value - present.min()] = label_map[int(value)]
-        ids = lookup[ids - present.min()]
-        present = np.unique(ids)
-    outside = [int(v) for v in present if not 0 <= v < num_labels]
-    if outside:
-        raise ValueError(
-            f"{source}: label ids {outside} outside 0..{num_labels - 1} (the task has {num_labels} classes); "
-            "pass label_map=source:target,... to merge or renumber classes"
-        )
-    return ids.astype(np.uint8)
 
 
 # --- images ------------------------------------------------------------------------------------------------------
@@ -302,33 +253,6 @@ def cut(sections: Iterable[Section], patch: tuple[int, int] | None, stride: tupl
 # --- volumes -----------------------------------------------------------------------------------------------------
 
 
-class Volume(Protocol):
-    """A 3-D volume read one section at a time: ``shape`` is (inline, crossline, sample)."""
-
-    path: Path
-    shape: tuple[int, int, int]
-
-    def section(self, axis: str, index: int) -> np.ndarray:
-        """The (sample, trace) section number ``index`` along ``axis`` ("inline" or "crossline")."""
-
-
-@dataclass
-class ArrayVolume:
-    """A volume backed by an (inline, crossline, sample) array, typically a memory map, sliced lazily."""
-
-    path: Path
-    array: np.ndarray
-
-    @property
-    def shape(self) -> tuple[int, int, int]:
-        return tuple(self.array.shape)
-
-    def section(self, axis: str, index: int) -> np.ndarray:
-        key: list[Any] = [slice(None)] * 3
-        key[AXES.index(axis)] = index
-        return np.asarray(self.array[tuple(key)]).T
-
-
 @dataclass(frozen=True)
 class Slicing:
     """How a volume becomes sections: along which axes, every how many sections, cut into which patches."""
@@ -351,8 +275,8 @@ class Slicing:
 
 
 def volume_sections(
-    image: Volume,
-    label: Volume,
+    image: VolumeReader,
+    label: VolumeReader,
     task: TaskSpec,
     slicing: Slicing,
     source: str,
@@ -362,16 +286,24 @@ def volume_sections(
 
     Sections are (sample, trace): n1 is depth or time, as in every :class:`Section`.
     """
-    check_same_shape(image.path, image.shape, label.path, label.shape)
+    check_same_shape(image.name, image.shape, label.name, label.shape)
 
     def sections() -> Iterator[Section]:
         for axis in slicing.axes:
-            for index in range(0, image.shape[AXES.index(axis)], slicing.step):
-                where = f"{axis} {index}"
-                amplitudes = check_finite(image.section(axis, index), source, where)
-                ids = to_class_ids(label.section(axis, index), task.num_labels, f"{label.path} ({where})",
-                                   threshold=threshold)
-                yield Section(image=amplitudes, label=ids, source_file=source, section_index=index,
-                              section_axis=axis)
+            index_of_axis = AXES.index(axis)
+            for index in range(0, image.shape[index_of_axis], slicing.step):
+                ids = to_class_ids(
+                    label.read_section(index_of_axis, index).T,
+                    task.num_labels,
+                    f"{label.name} ({axis} {index})",
+                    threshold=threshold,
+                )
+                yield Section(
+                    image=image.read_finite_section(index_of_axis, index).T,
+                    label=ids,
+                    source_file=source,
+                    section_index=index,
+                    section_axis=axis,
+                )
 
     yield from cut(sections(), slicing.patch, slicing.stride)

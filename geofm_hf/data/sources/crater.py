@@ -21,7 +21,7 @@ from xml.etree import ElementTree
 import numpy as np
 from PIL import Image
 
-from ...tasks import TaskSpec
+from ...models.tasks import TaskSpec
 from ..records import Section, register_source
 from ._common import (
     find_column,
@@ -39,7 +39,7 @@ from ._common import (
     split_folders,
     stems,
 )
-from ._options import as_choice, as_float
+from ...io.options import as_choice, as_float
 
 logger = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ...tasks import TaskSpec
+from ...models.tasks import TaskSpec
 from ..records import Section, register_source
 from ._common import (
     check_finite,
@@ -32,7 +32,7 @@ from ._common import (
     require_dir,
     require_file,
 )
-from ._options import as_choice, as_float, as_floats
+from ...io.options import as_choice, as_float, as_floats
 
 # Names under which records commonly store their sampling rate in Hz, looked up when fs= is not given.
 FS_KEYS = ("fs", "fs_hz", "sampling_rate")

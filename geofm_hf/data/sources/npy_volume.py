@@ -1,34 +1,24 @@
 """The F3 Netherlands facies benchmark (Alaudah et al. 2019) as shipped: ``.npy`` volumes.
 
 ``<name>_seismic.npy`` and ``<name>_labels.npy`` hold (inline, crossline, depth) arrays, labels 0..5; the name
-(``train``, ``test1``, ``test2``) gives the split. Volumes are memory-mapped and cut into inline and crossline sections
+(``train``, ``test1``, ``test2``) gives the split. Volumes are read with bounded memory
+(:func:`geofm_hf.io.open_volume`, as ``geofm predict`` reads them) and cut into inline and crossline sections
 transposed so that n1 is depth, one section at a time.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
-import numpy as np
-
-from ...tasks import TaskSpec
+from ...io import open_volume
+from ...models.tasks import TaskSpec
 from ..records import Section, register_source
-from ._common import SPLIT_FOLDERS, ArrayVolume, Slicing, check_same_shape, relative, require_dir, volume_sections
+from ._common import SPLIT_FOLDERS, Slicing, check_same_shape, relative, require_dir, volume_sections
 
 _SEISMIC = "_seismic.npy"
 _LABELS = "_labels.npy"
-
-
-def load_npy(path: Path, ndim: int) -> np.ndarray:
-    """Memory-map a numeric ``.npy`` array of ``ndim`` dimensions (never unpickles)."""
-    try:
-        array = np.load(path, mmap_mode="r", allow_pickle=False)
-    except (ValueError, OSError) as error:
-        raise ValueError(f"{path}: cannot read as a numeric .npy array ({error})") from None
-    if array.ndim != ndim or array.dtype.kind not in "biuf":
-        raise ValueError(f"{path}: expected a {ndim}-D numeric array, got shape {array.shape} of {array.dtype}")
-    return array
 
 
 def _split_of(path: Path) -> str:
@@ -60,13 +50,15 @@ def _f3_sections(
     pairs: list[tuple[Path, Path]], root: Path, task: TaskSpec, slicing: Slicing
 ) -> Iterator[Section]:
     for seismic, labels in pairs:
-        yield from volume_sections(
-            ArrayVolume(seismic, load_npy(seismic, 3)),
-            ArrayVolume(labels, load_npy(labels, 3)),
-            task,
-            slicing,
-            relative(seismic, root),
-        )
+        with ExitStack() as stack:
+            image, label = (stack.enter_context(open_volume(path)) for path in (seismic, labels))
+            yield from volume_sections(image, label, task, slicing, relative(seismic, root))
+
+
+def _check_pair(seismic: Path, labels: Path) -> None:
+    """Open both volumes (numeric 3-D ``.npy`` files) and compare their shapes."""
+    with open_volume(seismic) as image, open_volume(labels) as label:
+        check_same_shape(seismic, image.shape, labels, label.shape)
 
 
 @register_source(
@@ -99,5 +91,5 @@ def read_f3(
     plan = _volume_pairs(root)
     for pairs in plan.values():  # fail on a bad file now, not halfway through a conversion
         for seismic, labels in pairs:
-            check_same_shape(seismic, load_npy(seismic, 3).shape, labels, load_npy(labels, 3).shape)
+            _check_pair(seismic, labels)
     return {split: _f3_sections(pairs, root, task, slicing) for split, pairs in plan.items()}

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-from ...tasks import TASKS, TaskSpec
+from ...models.tasks import TASKS, TaskSpec
 from ..records import Section, register_source
 from ._common import (
     check_same_shape,
@@ -25,7 +25,7 @@ from ._common import (
     stems,
     to_class_ids,
 )
-from ._options import as_label_map
+from ...io.options import as_label_map
 
 
 def _png_sections(

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ...tasks import TaskSpec
+from ...models.tasks import TaskSpec
 from ..records import Section, register_source
 from ._common import (
     find_column,
@@ -28,7 +28,7 @@ from ._common import (
     stems,
     to_class_ids,
 )
-from ._options import as_choice
+from ...io.options import as_choice
 
 MaskDecoder = Callable[[str, Path | str, tuple[int, int]], np.ndarray]
 

@@ -1,21 +1,53 @@
-"""Volume readers and writers: SEG-Y geometry and headers round trip, .npy/.dat streaming, bad input."""
+"""Survey readers and writers: SEG-Y geometry and headers round trip, .npy/.dat streaming, bad input."""
 
 import os
+import types
 
 import numpy as np
 import pytest
 import segyio
+import torch
 from PIL import Image
+from torch import nn
 
 import geofm_hf
-from geofm_hf.inference import SegyReader, create_output, open_input, predict_tiled, volume_io
-from geofm_hf.inference.volume_io import MappedArray, map_npy
-from test_inference_tiling import CoordinateModel, tiny_config, unique_values
+from geofm_hf.inference import predict_tiled
+from geofm_hf.io import MappedArray, SegyReader, arrays, create_output, map_npy, open_input, section_key
 
 INLINES = np.arange(100, 106)
 CROSSLINES = np.arange(500, 518, 2)
 SAMPLE_INTERVAL_US = 4000
 TF = segyio.TraceField
+
+
+class CoordinateModel(nn.Module):
+    """Softmax probabilities (x, 1 - x) for input x in (0, 1): the prediction gives back the input."""
+
+    def __init__(self):
+        super().__init__()
+        self.config = types.SimpleNamespace(
+            num_labels=2, in_channels=1, pad_multiple=1, id2label={0: "class0", 1: "class1"}, task=None
+        )
+
+    def forward(self, pixel_values):
+        return types.SimpleNamespace(logits=torch.cat([pixel_values.log(), (1 - pixel_values).log()], dim=1))
+
+
+def unique_values(shape, seed=0):
+    """Values in (0.05, 0.95), a different one at every position."""
+    count = int(np.prod(shape))
+    values = 0.05 + 0.9 * (np.random.default_rng(seed).permutation(count) + 0.5) / count
+    return values.reshape(shape).astype(np.float32)
+
+
+def tiny_config(**kwargs):
+    return geofm_hf.GeoFMConfig.for_task(
+        "fault",
+        backbone="dinov2-small",
+        decoder="linear",
+        backbone_overrides=dict(hidden_size=32, num_hidden_layers=4, num_attention_heads=2),
+        **kwargs,
+    )
 
 
 def write_segy(path, cube, order=None, pairs=None, sample_format=1):
@@ -125,7 +157,7 @@ def test_segy_duplicate_traces_are_refused(tmp_path, cube):
 def test_nan_samples_are_refused_naming_where(tmp_path, cube):
     cube[3, 4, 17] = np.nan
     source = write_segy(str(tmp_path / "nan.sgy"), cube, sample_format=5)
-    message = r"nan.sgy, inline section 3: 1 NaN/Inf .* trace 31 \(inline 103, crossline 508\), sample 17 \(t = 68\)"
+    message = r"nan.sgy, inline section 3: 1 NaN or Inf .* trace 31 \(inline 103, crossline 508\), sample 17 \(t = 68\)"
     with SegyReader(source) as reader, pytest.raises(ValueError, match=message):
         predict_tiled(CoordinateModel(), reader, tile=8, progress=False)
     section = unique_values((20, 30))
@@ -164,8 +196,8 @@ def test_failed_write_leaves_nothing(tmp_path):
 def test_npy_and_dat_streaming_round_trip(tmp_path):
     volume = unique_values((5, 7, 16))
     np.save(tmp_path / "in.npy", volume)
-    volume.astype(">f4").tofile(tmp_path / "in.dat")
-    for name, options in (("in.npy", {}), ("in.dat", dict(shape=(5, 7, 16), byte_order="big"))):
+    volume.astype(">f4").tofile(tmp_path / "in.dat")  # traces contiguous: N1,N2,N3 = 16,7,5 in F order
+    for name, options in (("in.npy", {}), ("in.dat", dict(shape=(16, 7, 5), byte_order="big"))):
         with open_input(tmp_path / name, **options) as reader:
             for suffix in (".npy", ".dat"):
                 target = tmp_path / f"out-{name}{suffix}"
@@ -188,7 +220,7 @@ def test_raw_dat_needs_a_shape_that_fits(tmp_path):
     np.zeros(100, np.float32).tofile(tmp_path / "x.dat")
     with pytest.raises(ValueError, match="x.dat: a raw .dat file has no header"):
         open_input(tmp_path / "x.dat")
-    with pytest.raises(ValueError, match=r"x.dat: file holds 400 bytes, but shape \(10, 11\) of float32"):
+    with pytest.raises(ValueError, match=r"x.dat: file holds 400 bytes but shape 10,11 of float32 needs 440"):
         open_input(tmp_path / "x.dat", shape=(10, 11))
     section = open_input(tmp_path / "x.dat", shape=(10, 10))
     assert isinstance(section, np.ndarray) and section.shape == (10, 10)
@@ -227,13 +259,13 @@ def test_mapped_array_reads_fortran_order_npy(tmp_path):
 
 @pytest.mark.parametrize("shape", [(6, 7, 9), (2, 6, 7, 9)])
 def test_mapped_sections_move_in_pieces_yet_exactly(tmp_path, monkeypatch, shape):
-    monkeypatch.setattr(volume_io, "RELEASE_BYTES", 64)  # far below a section: every read and write is split up
+    monkeypatch.setattr(arrays, "RELEASE_BYTES", 64)  # far below a section: every read and write is split up
     expected = unique_values(shape)
     mapped = MappedArray.create(tmp_path / "v.f32", shape, np.float32)
     leading = len(shape) - 3
     for axis in range(3):
         for index in range(shape[leading + axis]):
-            key = volume_io.section_key(axis, index, leading)
+            key = section_key(axis, index, leading)
             mapped[key] = expected[key]
             np.testing.assert_array_equal(mapped[key], expected[key])
     mapped.close()

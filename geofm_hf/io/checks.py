@@ -1,0 +1,85 @@
+"""Checks of values read from any source: finite amplitudes and class-id labels.
+
+Readers, converters and prediction call these, so a bad file is refused with the same message whichever command
+reads it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+import numpy as np
+
+from ..models.geofm.image_processing_geofm import check_finite
+
+
+def refuse_non_finite(
+    values: np.ndarray, source: str, where: Callable[[tuple[int, ...]], str] | None = None
+) -> None:
+    """Raise ``ValueError`` if ``values`` hold NaN/Inf, naming the source and where the first one is.
+
+    Args:
+        values: the array to check.
+        source: the file (and section) named first in the message.
+        where: turns the first bad array index into a place in the source's own terms (trace, inline, time);
+            default: the array index.
+    """
+    bad = ~np.isfinite(values)
+    if bad.any():
+        first = tuple(int(i) for i in np.argwhere(bad)[0])
+        place = where(first) if where is not None else f"index {first}"
+        raise ValueError(
+            f"{source}: {int(bad.sum())} NaN or Inf value(s); the first ({values[first]}) is at {place}. "
+            "Fill or mask them first"
+        )
+
+
+def to_class_ids(
+    values: np.ndarray,
+    num_labels: int,
+    source: str,
+    *,
+    threshold: float | None = None,
+    label_map: Mapping[int, int] | None = None,
+) -> np.ndarray:
+    """Turn stored label values into uint8 class ids ``0..num_labels-1``.
+
+    Args:
+        values: label array as stored (ints, or floats holding ids or likelihoods).
+        num_labels: number of classes of the task.
+        source: file (and section) named in errors.
+        threshold: binarise likelihood labels (``values > threshold`` is class 1), as for fault-likelihood volumes.
+        label_map: stored id -> task class id, for sources with other class sets (e.g. Penobscot's 8 intervals).
+
+    Raises:
+        ValueError: non-integer values without ``threshold``, ids missing from ``label_map``, or ids out of range.
+    """
+    values = np.asarray(values)
+    if threshold is not None:
+        return (values > threshold).astype(np.uint8)
+    if values.dtype.kind == "f" and not np.array_equal(values, np.round(values)):
+        raise ValueError(
+            f"{source}: label values are not integer class ids (e.g. {values[values != np.round(values)].flat[0]!r});"
+            " pass threshold=T for likelihood labels"
+        )
+    ids = values.astype(np.int64)
+    present = np.unique(ids)
+    if label_map is not None:
+        unmapped = [int(v) for v in present if int(v) not in label_map]
+        if unmapped:
+            raise ValueError(f"{source}: label ids {unmapped} are not in label_map {dict(label_map)}")
+        lookup = np.zeros(int(present.max()) - int(present.min()) + 1, dtype=np.int64)
+        for value in present:
+            lookup[value - present.min()] = label_map[int(value)]
+        ids = lookup[ids - present.min()]
+        present = np.unique(ids)
+    outside = [int(v) for v in present if not 0 <= v < num_labels]
+    if outside:
+        raise ValueError(
+            f"{source}: label ids {outside} outside 0..{num_labels - 1} (the task has {num_labels} classes); "
+            "pass label_map=source:target,... to merge or renumber classes"
+        )
+    return ids.astype(np.uint8)
+
+
+__all__ = ["check_finite", "refuse_non_finite", "to_class_ids"]
