@@ -43,7 +43,7 @@ def test_shared_stats_are_used_for_every_tile():
 def test_nan_is_refused_with_its_position():
     image = np.zeros((5, 6), dtype=np.float32)
     image[2, 3] = np.nan
-    with pytest.raises(ValueError, match=r"image 0 contains 1 NaN/Inf values \(first at index \(2, 3\)\)"):
+    with pytest.raises(ValueError, match=r"image 0: 1 NaN or Inf value\(s\); the first \(nan\) is at index \(2, 3\)"):
         geofm_hf.GeoFMImageProcessor()(image)
 
 

@@ -293,7 +293,7 @@ def write_dataset_folder(
     """Write ``dataset_dict`` as a Hub dataset repo folder: Parquet shards, ``README.md`` card, ``id2label.json``.
 
     Everything is written to a staging folder next to ``folder`` and renamed at the end
-    (:func:`geofm_hf.io_utils.staged_folder`): a failure leaves no partial output behind.
+    (:func:`geofm_hf.io.atomic.staged_folder`): a failure leaves no partial output behind.
 
     Args:
         dataset_dict: splits with the columns of :func:`section_features`.

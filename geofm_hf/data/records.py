@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
@@ -75,7 +74,3 @@ def get_source(name: str, task: TaskSpec) -> SourceSpec:
         raise ValueError(f"Source {name!r} cannot feed task {task.name!r}; sources for it: {', '.join(usable)}")
     return spec
 
-
-def reader_kwargs(options: dict[str, Any]) -> dict[str, Any]:
-    """Drop unset command-line options so readers see only what the user gave."""
-    return {k: v for k, v in options.items() if v is not None}

@@ -20,7 +20,7 @@ import numpy as np
 from ..models.tasks import TASKS, TaskSpec
 from ..study import study_task
 from .records import Section, register_source
-from .sources._common import check_finite, list_files, pair_up, relative, require_dir, to_class_ids
+from .sources._common import as_finite_float32, list_files, pair_up, relative, require_dir, to_class_ids
 from ..io.options import as_ints
 
 # Folder of the release -> split name of the dataset.
@@ -83,7 +83,7 @@ def read_pair(image_path: Path, label_path: Path, task: TaskSpec, shape: tuple[i
     image = np.fromfile(image_path, dtype=IMAGE_DTYPE, count=count).reshape(shape)
     label = np.fromfile(label_path, dtype=LABEL_DTYPE, count=count).reshape(shape)
     return Section(
-        image=check_finite(image, str(image_path)),
+        image=as_finite_float32(image, str(image_path)),
         label=to_class_ids(label, task.num_labels, str(label_path)),
         source_file=relative(image_path, root),
     )

@@ -3,7 +3,7 @@
 A section is cut into overlapping tiles of a fixed size; each tile's softmax probabilities are weighted by a
 window (:mod:`.blending`), summed where tiles overlap and divided by the summed weights. Tiles from several
 sections share a batch, so small sections still fill the model's batches. A volume is predicted section by section
-along one or several directions, reading from a :class:`~.volume_io.VolumeReader` and writing into any array-like
+along one or several directions, reading from a :class:`~geofm_hf.io.VolumeReader` and writing into any array-like
 ``out``, so its size is bounded by the disk, not the memory.
 """
 
@@ -28,7 +28,7 @@ from ..io import (
     SectionAxis,
     VolumeReader,
     get_section_axes,
-    refuse_non_finite,
+    check_finite,
     section_key,
 )
 from ..models.geofm.image_processing_geofm import AmplitudeStats, GeoFMImageProcessor
@@ -362,7 +362,7 @@ def predict_tiled(
         model: a segmentation model: ``model(pixel_values=x).logits`` with x (B, 1, H, W) gives (B, num_labels, H, W),
             with ``model.config.num_labels`` (and optionally ``in_channels``, ``pad_multiple``, ``task``, ``id2label``).
         data: a 2-D section (rows = time/depth, columns = traces), a 3-D ``(inline, crossline, time)`` array (memory
-            maps welcome), or a :class:`~.volume_io.VolumeReader` (SEG-Y, ``.npy``, ``.dat``) for surveys larger than
+            maps welcome), or a :class:`~geofm_hf.io.VolumeReader` (SEG-Y, ``.npy``, ``.dat``) for surveys larger than
             memory.
         tile: tile side or (height, width). Default: the model task's training section size rounded up to the model's
             padding multiple (e.g. 896 for faults), else 224. Multiples of the patch size (14 for DINOv2) waste no
@@ -381,7 +381,7 @@ def predict_tiled(
             model input.
         stats: precomputed ``AmplitudeStats`` for ``processor``.
         out: where to write the result: an array (or memory map) of the result's shape, or a writer from
-            :func:`~.volume_io.create_output`. Default: a new in-memory array.
+            :func:`~geofm_hf.io.create_output`. Default: a new in-memory array.
         progress: show a tqdm progress bar.
         scratch_dir: folder for the on-disk float32 accumulator used when several directions are averaged
             (default: the system's temporary folder).
@@ -426,7 +426,7 @@ def _prepare_out(out, shape: tuple[int, ...], dtype: np.dtype):
 def _predict_section(model, data, mode: OutputMode, processor, stats, out, settings: _Settings):
     _check_channels(model, "the input section")
     section = np.asarray(data, dtype=np.float32)
-    refuse_non_finite(section, "input section", lambda first: f"row {first[0]}, column {first[1]}")
+    check_finite(section, "input section", lambda first: f"row {first[0]}, column {first[1]}")
     normalize = _Normalizer(processor, stats, lambda: section)
     out = _prepare_out(out, mode.result_shape(section.shape), mode.dtype)
     predictor = settings.predictor(model, section.shape)

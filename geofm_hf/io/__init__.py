@@ -20,7 +20,7 @@ from .arrays import (
     raw_layout,
 )
 from .atomic import AtomicOutput, make_temp_path, refuse_existing, staged_folder, swap_in_folder, write_atomically
-from .checks import check_finite, refuse_non_finite, to_class_ids
+from .checks import check_finite, to_class_ids
 from .formats import INPUT_FORMATS, OUTPUT_FORMATS, create_output, open_input, open_output, open_volume
 from .segy import SegyReader, SegyWriter, SurveyGeometry
 from .volumes import (
@@ -47,7 +47,6 @@ __all__ = [
     "SegyWriter",
     "SurveyGeometry",
     "VolumeReader",
-    "check_finite",
     "create_output",
     "get_axis_name",
     "get_section_axes",
@@ -61,7 +60,7 @@ __all__ = [
     "parse_section_key",
     "raw_layout",
     "refuse_existing",
-    "refuse_non_finite",
+    "check_finite",
     "section_key",
     "staged_folder",
     "swap_in_folder",

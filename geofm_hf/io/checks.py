@@ -6,32 +6,11 @@ reads it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
 import numpy as np
 
 from ..models.geofm.image_processing_geofm import check_finite
-
-
-def refuse_non_finite(
-    values: np.ndarray, source: str, where: Callable[[tuple[int, ...]], str] | None = None
-) -> None:
-    """Raise ``ValueError`` if ``values`` hold NaN/Inf, naming the source and where the first one is.
-
-    Args:
-        values: the array to check.
-        source: the file (and section) named first in the message.
-        where: turns the first bad array index into a place in the source's own terms (trace, inline, time);
-            default: the array index.
-    """
-    bad = ~np.isfinite(values)
-    if bad.any():
-        first = tuple(int(i) for i in np.argwhere(bad)[0])
-        place = where(first) if where is not None else f"index {first}"
-        raise ValueError(
-            f"{source}: {int(bad.sum())} NaN or Inf value(s); the first ({values[first]}) is at {place}. "
-            "Fill or mask them first"
-        )
 
 
 def to_class_ids(
@@ -82,4 +61,4 @@ def to_class_ids(
     return ids.astype(np.uint8)
 
 
-__all__ = ["check_finite", "refuse_non_finite", "to_class_ids"]
+__all__ = ["check_finite", "to_class_ids"]

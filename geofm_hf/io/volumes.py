@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .checks import refuse_non_finite
+from .checks import check_finite
 
 # Values read for global amplitude statistics: the processor subsamples to this many anyway.
 STATS_MAX_VALUES = 2_000_000
@@ -107,7 +107,7 @@ class VolumeReader(ABC):
     def read_finite_section(self, axis: int, index: int) -> np.ndarray:
         """:meth:`read_section` as float32, refusing NaN/Inf with a message naming the first bad sample."""
         section = np.asarray(self.read_section(axis, index), dtype=np.float32)
-        refuse_non_finite(
+        check_finite(
             section,
             f"{self.name}, {get_axis_name(axis)} section {index}",
             lambda first: self.describe(first[:axis] + (index,) + first[axis:]),

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from ...io.checks import refuse_non_finite, to_class_ids
+from ...io.checks import check_finite, to_class_ids
 from ...io.options import as_choice, as_int, as_ints
 from ...io.volumes import VolumeReader
 from ...models.tasks import TaskSpec
@@ -160,10 +160,10 @@ def numbers(rows: list[list[str]], columns: list[int], path: Path) -> np.ndarray
 # --- values ------------------------------------------------------------------------------------------------------
 
 
-def check_finite(image: np.ndarray, source: str, where: str = "") -> np.ndarray:
+def as_finite_float32(image: np.ndarray, source: str, where: str = "") -> np.ndarray:
     """Return ``image`` as float32; raise ``ValueError`` naming the file, section and first NaN/Inf if it holds any."""
     image = np.asarray(image, dtype=np.float32)
-    refuse_non_finite(image, f"{source} ({where})" if where else source)
+    check_finite(image, f"{source} ({where})" if where else source)
     return image
 
 
@@ -184,7 +184,7 @@ def read_grey(path: Path) -> np.ndarray:
     image = _open_image(path)
     if image.mode not in ("L", "I", "F", "I;16", "I;16B", "I;16L"):
         image = image.convert("L")
-    return check_finite(np.asarray(image), str(path))
+    return as_finite_float32(np.asarray(image), str(path))
 
 
 def read_ids(path: Path) -> np.ndarray:

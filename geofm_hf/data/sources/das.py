@@ -21,7 +21,7 @@ import numpy as np
 from ...models.tasks import TaskSpec
 from ..records import Section, register_source
 from ._common import (
-    check_finite,
+    as_finite_float32,
     find_column,
     list_files,
     numbers,
@@ -189,7 +189,7 @@ def _record_sections(paths: list[Path], root: Path, options: DasOptions) -> Iter
             for rows, cols in patch_windows((n_time, n_channels), options.patch, options.stride, source):
                 where = f"samples {rows.start}..{rows.stop - 1}, channels {cols.start}..{cols.stop - 1}"
                 yield Section(
-                    image=check_finite(_read_window(data, options.layout, rows, cols), source, where),
+                    image=as_finite_float32(_read_window(data, options.layout, rows, cols), source, where),
                     label=windows.label(np.arange(rows.start, rows.stop) / fs, range(cols.start, cols.stop)),
                     source_file=source,
                     section_index=rows.start,

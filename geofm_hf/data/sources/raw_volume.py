@@ -19,7 +19,7 @@ from ...models.tasks import TASKS, TaskSpec
 from ..records import Section, register_source
 from ._common import (
     Slicing,
-    check_finite,
+    as_finite_float32,
     cut,
     list_files,
     pair_up,
@@ -63,7 +63,7 @@ def _dat_sections(
                 yield from volume_sections(image, label, task, slicing, source, threshold)
             continue
         section = Section(
-            image=check_finite(open_raw(image_path, **image_layout), source),
+            image=as_finite_float32(open_raw(image_path, **image_layout), source),
             label=to_class_ids(open_raw(label_path, **label_layout), task.num_labels, str(label_path),
                                threshold=threshold),
             source_file=source,

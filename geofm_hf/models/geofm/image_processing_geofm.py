@@ -79,14 +79,26 @@ NORMALIZATIONS: dict[str, Normalization] = {
 }
 
 
-def check_finite(image: np.ndarray, name: str = "image") -> None:
-    """Raise ``ValueError`` naming the first NaN/Inf position of ``image``."""
-    finite = np.isfinite(image)
-    if not finite.all():
-        position = tuple(int(i) for i in np.argwhere(~finite)[0])
+def check_finite(
+    values: np.ndarray, source: str = "image", where: Callable[[tuple[int, ...]], str] | None = None
+) -> None:
+    """Raise ``ValueError`` if ``values`` hold NaN/Inf, naming the source and where the first one is.
+
+    The one non-finite check of geofm_hf: model input, dataset conversion and survey reading all use it.
+
+    Args:
+        values: the array to check.
+        source: the file (and section), or the input, named first in the message.
+        where: turns the first bad array index into a place in the source's own terms (trace, inline, time);
+            default: the array index.
+    """
+    bad = ~np.isfinite(values)
+    if bad.any():
+        first = tuple(int(i) for i in np.argwhere(bad)[0])
+        place = where(first) if where is not None else f"index {first}"
         raise ValueError(
-            f"{name} contains {int((~finite).sum())} NaN/Inf values (first at index {position}); "
-            "fill or mask them before prediction"
+            f"{source}: {int(bad.sum())} NaN or Inf value(s); the first ({values[first]}) is at {place}. "
+            "Fill or mask them first"
         )
 
 
