@@ -9,7 +9,7 @@ from pathlib import Path
 # Run from a checkout without installing the package.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from geofm_hf.data.cli import main  # noqa: E402
+from geofm_hf.cli.dataset import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main(task="crater"))

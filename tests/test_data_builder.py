@@ -20,7 +20,7 @@ from geofm_hf.data.builder import (
     read_source,
     write_dataset_folder,
 )
-from geofm_hf.data.cli import main
+from geofm_hf.cli.dataset import main
 from geofm_hf.data.records import SOURCES, Section, SourceSpec
 from geofm_hf.data.synthetic import GENERATORS
 from geofm_hf.hub import CardInfo, HubPushError
