@@ -2,7 +2,7 @@
 
 Each run is ``python -m geofm_hf.train --config <file>`` in a child process: the kernel's accounting of that one
 child (``os.wait4``) gives its peak resident memory and CPU time alone, and the run's own files give its progress and
-scores (``trainer_state.json``, ``eval_results.json``).
+scores (``trainer_state.json``, ``run_results.json``: see `geofm_hf.training.RunLayout`).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 
 from geofm_hf.io.atomic import write_atomically
+from geofm_hf.training.layout import RunLayout
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # Children must never wait on the Hub: every backbone the benchmarks use is local or random.
@@ -41,7 +42,7 @@ class MeasuredRun:
         peak_rss_mib: the child's peak resident memory.
         load_average: the machine's 1-minute load average when the run ended (other jobs share the CPUs).
         state: ``trainer_state.json`` of the run (empty if it failed before writing it).
-        results: ``eval_results.json`` of the run (None if it failed).
+        results: ``run_results.json`` of the run (None if it failed).
         log: file holding the child's output.
     """
 
@@ -80,8 +81,8 @@ def run_training_process(
     )
     log = work_dir / "logs" / f"{name}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
-    output_dir = Path(config["output_dir"])
-    shutil.rmtree(output_dir, ignore_errors=True)
+    layout = RunLayout(config["output_dir"])
+    shutil.rmtree(layout.root, ignore_errors=True)
     command = [sys.executable, "-m", "geofm_hf.train", "--config", str(config_path)]
     environment = {**os.environ, **CHILD_ENVIRONMENT}
     if threads is not None:
@@ -102,8 +103,8 @@ def run_training_process(
         # Linux reports ru_maxrss in KiB.
         peak_rss_mib=usage.ru_maxrss * 1024 / MIB,
         load_average=os.getloadavg()[0],
-        state=_read_json(output_dir / "trainer_state.json") or {},
-        results=_read_json(output_dir / "eval_results.json"),
+        state=_read_json(layout.state_file) or {},
+        results=layout.read_run_results(),
         log=log,
     )
 

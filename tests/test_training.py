@@ -15,10 +15,27 @@ from peft import PeftModel
 from transformers import AutoImageProcessor, AutoModel
 
 import geofm_hf
-from geofm_hf.training import ADAPTATIONS, LORA_TARGET_PRESETS, TrainingConfig, cli, load_config, loop
+from geofm_hf.evaluation import CONFUSION_MATRIX_FILE
+from geofm_hf.evaluation.inference import PadCollator
+from geofm_hf.hub import write_model_card
+from geofm_hf.training import (
+    ADAPTATIONS,
+    LORA_TARGET_PRESETS,
+    RunLayout,
+    TrainingConfig,
+    cli,
+    load_config,
+    loop,
+    prepare_run,
+    report,
+    run_training,
+    train,
+)
 from geofm_hf.training.adaptation import resolve_lora_targets
+from geofm_hf.training.checkpoints import resolve_checkpoint
 from geofm_hf.training.config import TRAIN_TIME_CLOCKS, AugmentationSettings
-from geofm_hf.training.data import PadCollator, SectionDataset, augment
+from geofm_hf.training.data import SectionDataset, augment
+from geofm_hf.training.setup import parameter_groups
 
 TINY_BACKBONE = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2}
 PATCH = 14
@@ -49,6 +66,14 @@ def initial_model(config: TrainingConfig):
 
     set_seed(config.seed)
     return config.build_model()[0]
+
+
+def assert_every_output_is_named(layout: RunLayout) -> None:
+    """Whatever a run leaves in its folder is one of the outputs `RunLayout` names."""
+    named = {value for name, value in vars(RunLayout).items() if name.endswith(("_FILE", "_DIR"))}
+    assert {path.name for path in layout.root.iterdir()} <= named
+    checkpoints = layout.checkpoints_dir.iterdir() if layout.checkpoints_dir.is_dir() else []
+    assert all(path.name.startswith(RunLayout.CHECKPOINT_PREFIX) for path in checkpoints)
 
 
 def snapshot(model) -> dict[str, torch.Tensor]:
@@ -90,7 +115,7 @@ def test_config_file_is_typed_and_overrides_win(tmp_path):
         ({"adaptation": "adapter"}, "adaptation='adapter' is unknown.*frozen, full, lora"),
         ({"lora": {"targets": "qkv"}}, "lora.targets='qkv' is unknown.*all-linear, qv, study"),
         ({"backbone": "dinov3"}, "backbone='dinov3' is unknown"),
-        ({"backbone": "random:vit-huge"}, "unknown preset 'vit-huge'"),
+        ({"backbone": "random:vit-huge"}, "Unknown backbone preset 'vit-huge'"),
         ({"batch_size": "four"}, "batch_size"),
         ({"batch_size": 0}, "batch_size must be >= 1"),
         ({"mixed_precision": "fp8"}, "mixed_precision='fp8' is unknown"),
@@ -103,11 +128,11 @@ def test_config_file_is_typed_and_overrides_win(tmp_path):
         ({"backbone": "unet", "adaptation": "frozen"}, "adaptation='frozen' does not apply to backbone='unet'"),
         (
             {"backbone": "unet", "adaptation": "full", "decoder": "mla", "feature_levels": [1]},
-            "without a separate decoder: leave decoder, feature_levels unset",
+            "no separate decoder: leave decoder, feature_levels unset",
         ),
         (
             {"backbone": "unet", "adaptation": "full", "backbone_overrides": {"hidden_size": 8}},
-            r"backbone_overrides \['hidden_size'\] are not settings of backbone='unet'; it takes: widths",
+            r"backbone_overrides has unknown keys \['hidden_size'\]; valid keys: .*widths",
         ),
     ],
 )
@@ -191,13 +216,14 @@ def test_section_dataset_draws_new_augmentation_each_epoch_and_none_without_augm
     np.testing.assert_array_equal(plain, processor.normalize(np.asarray(split[0]["image"], dtype=np.float32)))
 
 
-def test_collator_pads_images_with_zero_and_labels_with_ignore_index():
+def test_collator_pads_images_with_zero_and_labels_with_ignore_index_and_keeps_sizes():
     samples = [
         {"pixel_values": torch.ones(1, 14, 20), "labels": torch.ones(14, 20, dtype=torch.long)},
         {"pixel_values": torch.ones(1, 16, 15), "labels": torch.zeros(16, 15, dtype=torch.long)},
     ]
     batch = PadCollator(ignore_index=255)(samples)
     assert batch["pixel_values"].shape == (2, 1, 16, 20) and batch["labels"].shape == (2, 16, 20)
+    assert batch["sizes"].tolist() == [[14, 20], [16, 15]]
     assert batch["labels"][0, 14:].eq(255).all() and batch["labels"][1, :, 15:].eq(255).all()
     assert batch["pixel_values"][0, 0, 14:].eq(0).all() and batch["labels"][1, :16, :15].eq(0).all()
 
@@ -220,7 +246,7 @@ def test_lora_targets_resolve_by_suffix_over_the_live_modules(tmp_path):
 def test_parameter_groups_split_backbone_and_head_rates_and_skip_decay_on_biases(tmp_path):
     config = tiny_config(tmp_path, adaptation="full", learning_rate=1e-5, head_learning_rate=1e-3)
     model = initial_model(config)
-    groups = loop.parameter_groups(model, config)
+    groups = parameter_groups(model, config)
     by_id = {id(p): group for group in groups for p in group["params"]}
     assert {id(p) for p in model.parameters()} == set(by_id)
     assert by_id[id(model.backbone.encoder.layer[0].attention.q_proj.weight)]["lr"] == 1e-5
@@ -249,9 +275,9 @@ def test_training_end_to_end_for_each_adaptation(tmp_path, adaptation):
         eval_steps=100,
         augmentation={"hflip": False},
     )
-    run = loop.prepare_run(config)
+    run = prepare_run(config)
     before = snapshot(run.unwrapped)
-    result = loop.run_training(run)
+    result = run_training(run)
     after = snapshot(result.model)
 
     losses = [entry["loss"] for entry in result.state.history if "loss" in entry]
@@ -277,46 +303,42 @@ def test_training_end_to_end_for_each_adaptation(tmp_path, adaptation):
         assert counts.trainable_head == decoder_params
 
     # The output folder: best/ reloads through the Auto classes with the same logits as the trained model.
-    output = Path(config.output_dir)
+    layout = RunLayout(config.output_dir)
     exported = ADAPTATIONS[adaptation].export(result.model)
-    reloaded = AutoModel.from_pretrained(output / "best")
+    reloaded = AutoModel.from_pretrained(layout.best_dir)
     assert type(reloaded) is geofm_hf.GeoFMForSemanticSegmentation
     pixel_values = torch.randn(2, 1, 28, 42)
     assert torch.equal(logits(reloaded, pixel_values), logits(exported, pixel_values))
-    processor = AutoImageProcessor.from_pretrained(output / "best")
+    processor = AutoImageProcessor.from_pretrained(layout.best_dir)
     assert isinstance(processor, geofm_hf.GeoFMImageProcessor) and processor.normalization == config.normalization
     if adaptation == "lora":
         torch.testing.assert_close(
             logits(exported, pixel_values), logits(result.model, pixel_values), atol=1e-5, rtol=1e-5
         )
         # The adapter alone, loaded onto a fresh model, gives the merged model's logits.
-        fresh = PeftModel.from_pretrained(initial_model(config), output / "adapter")
+        fresh = PeftModel.from_pretrained(initial_model(config), layout.adapter_dir)
         torch.testing.assert_close(logits(fresh, pixel_values), logits(reloaded, pixel_values), atol=1e-5, rtol=1e-5)
     else:
-        assert not (output / "adapter").exists()
+        assert not layout.adapter_dir.exists()
 
-    state = json.loads((output / "trainer_state.json").read_text())
+    state = json.loads(layout.state_file.read_text())
     assert state["global_step"] == 6 and state["best_step"] == 6 and state["world_size"] == 1
-    results = json.loads((output / "eval_results.json").read_text())
+    results = layout.read_run_results()
     assert results["adaptation"] == adaptation and results["test_results"]["num_examples"] == 1
     assert results["trainable_params"] == counts.trainable and results["validation_best"]["step"] == 6
     assert results["test_results"]["mean_iou"] == result.test_results["mean_iou"]
-    lines = (output / "metrics.jsonl").read_text().splitlines()
+    assert json.loads(layout.test_results_file.read_text())["mean_iou"] == result.test_results["mean_iou"]
+    lines = layout.metrics_file.read_text().splitlines()
     assert [json.loads(line) for line in lines] == json.loads(json.dumps(result.state.history))
-    for name in (
-        "training_config.yaml",
-        "training_curves.png",
-        "test/confusion_matrix.png",
-        "best/validation_results.json",
-    ):
-        assert (output / name).is_file(), name
-    assert load_config(output / "training_config.yaml") == config
+    for path in (layout.config_file, layout.curves_file, layout.model_card_file, layout.best_validation_results_file):
+        assert path.is_file(), path
+    assert (layout.test_dir / CONFUSION_MATRIX_FILE).is_file()
+    assert load_config(layout.config_file) == config
+    assert_every_output_is_named(layout)
 
 
 @pytest.mark.slow
 def test_unet_baseline_trains_from_scratch_end_to_end(tmp_path):
-    from geofm_hf.hub import write_model_card
-
     # As the adaptations above: one fixed batch, so the loss must fall; a 2-stage UNet of widths 4 and 8.
     config = tiny_config(
         tmp_path / "run",
@@ -329,9 +351,9 @@ def test_unet_baseline_trains_from_scratch_end_to_end(tmp_path):
         eval_steps=100,
         augmentation={"hflip": False},
     )
-    run = loop.prepare_run(config)
+    run = prepare_run(config)
     assert type(run.unwrapped) is geofm_hf.GeoUNetForSemanticSegmentation and run.unwrapped.config.widths == [4, 8]
-    result = loop.run_training(run)
+    result = run_training(run)
 
     losses = [entry["loss"] for entry in result.state.history if "loss" in entry]
     assert len(losses) == 6 and losses[-1] < losses[0]
@@ -341,18 +363,18 @@ def test_unet_baseline_trains_from_scratch_end_to_end(tmp_path):
     assert (counts.trainable, counts.trainable_backbone, counts.trainable_head, counts.total) == (size, 0, size, size)
     assert {group["part"] for group in run.optimizer.param_groups} == {"head"}
 
-    output = Path(config.output_dir)
-    reloaded = AutoModel.from_pretrained(output / "best")
+    layout = result.layout
+    reloaded = AutoModel.from_pretrained(layout.best_dir)
     assert type(reloaded) is geofm_hf.GeoUNetForSemanticSegmentation and reloaded.config.widths == [4, 8]
     pixel_values = torch.randn(2, 1, 28, 42)
     assert torch.equal(logits(reloaded, pixel_values), logits(result.model, pixel_values))
-    assert not (output / "adapter").exists()
+    assert not layout.adapter_dir.exists()
 
-    fields = json.loads((output / "eval_results.json").read_text())
+    fields = layout.read_run_results()
     assert (fields["backbone_type"], fields["decoder"], fields["base_model"]) == (None, "unet", None)
     assert fields["hyperparameters"]["widths"] == [4, 8] and "feature_levels" not in fields["hyperparameters"]
     assert fields["test_results"]["mean_iou"] == result.test_results["mean_iou"]
-    card = write_model_card(output / "best", **fields).read_text()
+    card = write_model_card(layout.best_dir, **fields).read_text()
     assert "**Backbone:** none (UNet baseline trained from scratch" in card
     assert "\n- unet\n" in card and "\n- dinov2\n" not in card
 
@@ -373,19 +395,19 @@ def test_time_budget_ends_training_at_a_step_boundary_then_tests_best(tmp_path, 
         lr_scheduler="constant",
         head_learning_rate=1e-3,
     )
-    result = loop.train(config)
+    result = train(config)
 
     state = result.state
     assert (state.global_step, state.train_seconds, state.out_of_time) == (3, 3.0, True)
     # The stop step is evaluated, so best/ exists and is tested, as at the end of a run that used all its steps.
-    assert state.best_step == 3 and (result.output_dir / "best" / "model.safetensors").is_file()
+    assert state.best_step == 3 and (result.layout.best_dir / "model.safetensors").is_file()
     assert result.test_results["split"] == "test" and result.test_results["num_examples"] > 0
     logged = [entry for entry in state.history if "loss" in entry]
     assert [entry["step"] for entry in logged] == [1, 2, 3]
     assert {entry["head_learning_rate"] for entry in logged} == {1e-3}
-    saved = json.loads((result.output_dir / "trainer_state.json").read_text())
+    saved = json.loads(result.layout.state_file.read_text())
     assert (saved["global_step"], saved["out_of_time"], saved["peak_gpu_memory_bytes"]) == (3, True, None)
-    hyperparameters = json.loads((result.output_dir / "eval_results.json").read_text())["hyperparameters"]
+    hyperparameters = result.layout.read_run_results()["hyperparameters"]
     assert (hyperparameters["max_train_seconds"], hyperparameters["train_time_clock"]) == (2.5, "cpu")
     assert hyperparameters["optimizer_steps"] == 3 and hyperparameters["lr_schedule"].startswith("constant")
 
@@ -401,8 +423,8 @@ def test_gradient_accumulation_matches_the_larger_batch(tmp_path):
         loss_weights={"cross_entropy": 1.0},
         augmentation={"hflip": False},
     )
-    whole = loop.train(tiny_config(tmp_path / "whole", batch_size=2, **common))
-    accumulated = loop.train(
+    whole = train(tiny_config(tmp_path / "whole", batch_size=2, **common))
+    accumulated = train(
         tiny_config(tmp_path / "accumulated", batch_size=1, gradient_accumulation_steps=2, **common)
     )
     assert accumulated.state.global_step == whole.state.global_step == 2
@@ -416,13 +438,17 @@ def test_gradient_accumulation_matches_the_larger_batch(tmp_path):
 
 
 @pytest.mark.slow
-def test_eval_results_are_the_model_card_arguments(tmp_path):
-    from geofm_hf.hub import write_model_card
-
-    result = loop.train(tiny_config(tmp_path / "run", max_steps=1, adaptation="frozen"))
-    fields = json.loads((result.output_dir / "eval_results.json").read_text())
-    card = write_model_card(result.output_dir / "best", **fields).read_text()
+def test_run_results_are_the_model_card_arguments(tmp_path):
+    result = train(tiny_config(tmp_path / "run", max_steps=1, adaptation="frozen"))
+    fields = json.loads(result.layout.run_results_file.read_text())
+    card = write_model_card(result.layout.best_dir, **fields).read_text()
     assert "randomly initialised dinov2-small" in card and "mIoU" in card
+
+    # A run folder written before run_results.json had its former name is still read.
+    legacy = RunLayout(tmp_path / "legacy")
+    legacy.root.mkdir()
+    (legacy.root / RunLayout.LEGACY_RUN_RESULTS_FILE).write_text(json.dumps(fields))
+    assert legacy.read_run_results() == fields and RunLayout(tmp_path / "empty").read_run_results() is None
 
 
 @pytest.mark.slow
@@ -438,7 +464,7 @@ def test_interrupted_run_resumed_ends_with_the_same_weights(tmp_path, monkeypatc
         eval_steps=100,
         augmentation={"crop_size": 28, "gain": 0.2, "noise": 0.05},
     )
-    straight = loop.train(tiny_config(tmp_path / "straight", **common))
+    straight = train(tiny_config(tmp_path / "straight", **common))
 
     save_checkpoint = loop.save_checkpoint
 
@@ -448,10 +474,10 @@ def test_interrupted_run_resumed_ends_with_the_same_weights(tmp_path, monkeypatc
 
     monkeypatch.setattr(loop, "save_checkpoint", save_then_die)
     with pytest.raises(KeyboardInterrupt, match="step-2"):
-        loop.train(tiny_config(tmp_path / "killed", **common))
+        train(tiny_config(tmp_path / "killed", **common))
     monkeypatch.setattr(loop, "save_checkpoint", save_checkpoint)
-    assert not (tmp_path / "killed" / "best").exists()
-    resumed = loop.train(tiny_config(tmp_path / "killed", resume_from_checkpoint="latest", **common))
+    assert not RunLayout(tmp_path / "killed").best_dir.exists()
+    resumed = train(tiny_config(tmp_path / "killed", resume_from_checkpoint="latest", **common))
 
     expected, actual = snapshot(straight.model), snapshot(resumed.model)
     assert expected.keys() == actual.keys()
@@ -505,25 +531,25 @@ def section(size=(28, 28), top_label=1):
 )
 def test_bad_input_fails_before_any_training(tmp_path, monkeypatch, splits, changes, message):
     dataset = write_dataset(tmp_path / "dataset", splits)
-    monkeypatch.setattr(loop, "train_steps", lambda run, state: pytest.fail("training started"))
+    monkeypatch.setattr("geofm_hf.training.run.train_steps", lambda run, state: pytest.fail("training started"))
     config = tiny_config(tmp_path / "run", dataset=dataset, **changes)
     with pytest.raises(ValueError, match=message):
-        loop.train(config)
+        train(config)
     assert not (tmp_path / "run").exists()
 
 
 def test_a_used_output_dir_is_refused_unless_resuming(tmp_path):
-    (tmp_path / "run" / "checkpoints").mkdir(parents=True)
+    RunLayout(tmp_path / "run").checkpoints_dir.mkdir(parents=True)
     with pytest.raises(ValueError, match="already holds a run: set resume_from_checkpoint=latest"):
-        loop.prepare_run(tiny_config(tmp_path / "run"))
+        prepare_run(tiny_config(tmp_path / "run"))
     with pytest.raises(ValueError, match="no checkpoint in"):
-        loop.resolve_checkpoint(tiny_config(tmp_path / "run", resume_from_checkpoint="latest"))
+        resolve_checkpoint(tiny_config(tmp_path / "run", resume_from_checkpoint="latest"))
 
 
 def test_a_multi_process_launch_that_accelerate_sees_as_one_process_is_refused(tmp_path, monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "2")
     with pytest.raises(ValueError, match="ACCELERATE_USE_CPU=1"):
-        loop.prepare_run(tiny_config(tmp_path / "run"))
+        prepare_run(tiny_config(tmp_path / "run"))
 
 
 @pytest.mark.slow
@@ -536,17 +562,17 @@ def test_training_writes_the_model_card_and_pushes_best_with_its_adapter(tmp_pat
         pushed.update(model=model, repo_id=repo_id, folder=folder, card=card, adapter_dir=adapter_dir, **kwargs)
         return SimpleNamespace(repo_url=f"https://hub.example/{repo_id}", oid="abc123")
 
-    monkeypatch.setattr(loop, "push_model", fake_push_model)
+    monkeypatch.setattr(report, "push_model", fake_push_model)
     config = tiny_config(tmp_path / "run", max_steps=2, eval_steps=100, push_to_hub="me/fault-lora", hub_private=True)
-    result = loop.train(config)
+    result = train(config)
 
-    output = Path(config.output_dir)
-    card = ModelCard.load(output / "best" / "README.md")
+    layout = result.layout
+    card = ModelCard.load(layout.model_card_file)
     scores = {r.metric_type: r.metric_value for r in card.data.eval_results}
     assert scores["mean_iou"] == pytest.approx(result.test_results["mean_iou"])
     assert "me/fault-lora" in card.text
     assert pushed["repo_id"] == "me/fault-lora" and pushed["private"] is True
-    assert pushed["folder"] == output / "hub" and pushed["adapter_dir"] == output / "adapter"
+    assert pushed["folder"] == layout.hub_dir and pushed["adapter_dir"] == layout.adapter_dir
     assert pushed["card"].data.eval_results == card.data.eval_results
     assert type(pushed["model"]) is geofm_hf.GeoFMForSemanticSegmentation
     assert f"{result.test_results['mean_iou']:.4f}" in pushed["commit_message"]

@@ -11,6 +11,7 @@ import yaml
 from transformers import AutoModel
 
 import geofm_hf
+from geofm_hf.training import RunLayout
 
 
 def free_port() -> int:
@@ -70,10 +71,11 @@ def test_two_cpu_processes_train_together(tmp_path):
     assert completed.returncode == 0, log[-4000:]
     assert "distributed_type=DistributedType.MULTI_CPU, num_processes=2" in log
 
-    state = json.loads((output / "trainer_state.json").read_text())
+    layout = RunLayout(output)
+    state = json.loads(layout.state_file.read_text())
     # 8 train sections, 2 per process and step: 2 steps per epoch over both processes.
     assert (state["world_size"], state["global_step"], state["steps_per_epoch"]) == (2, 2, 2)
-    results = json.loads((output / "eval_results.json").read_text())
+    results = layout.read_run_results()
     assert results["hyperparameters"]["effective_batch_size"] == 4 and results["hyperparameters"]["seed"] == 7
-    model = AutoModel.from_pretrained(output / "best")
+    model = AutoModel.from_pretrained(layout.best_dir)
     assert isinstance(model, geofm_hf.GeoFMForSemanticSegmentation) and model.config.decoder == "mla"

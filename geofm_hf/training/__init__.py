@@ -1,5 +1,11 @@
-"""Fine-tuning with Accelerate and PEFT: config, adaptation (frozen/full/LoRA, or the UNet baseline from scratch),
-data, the loop and its CLI.
+"""Fine-tuning with Accelerate and PEFT.
+
+* :mod:`.config`: the run's settings; :mod:`.adaptation`: frozen/full/LoRA (or the UNet baseline from scratch) and
+  the export of a plain model; :mod:`.data`: datasets to augmented, padded batches;
+* :mod:`.setup`: :func:`prepare_run`; :mod:`.loop`: the step loop; :mod:`.validation`: validation and ``best/``;
+  :mod:`.checkpoints`: resumable checkpoints; :mod:`.report`: the end of a run (test, results, card, curves, push);
+* :mod:`.run`: :func:`train`; :mod:`.state`: what a run carries; :mod:`.layout`: :class:`RunLayout`, the name of
+  every output; :mod:`.curves`: the metrics log and its picture; :mod:`.cli`: ``geofm train``.
 
 ```python
 >>> from geofm_hf.training import load_config, train
@@ -19,7 +25,11 @@ from .config import (
     TrainingConfig,
     load_config,
 )
-from .loop import TrainerState, TrainingResult, evaluate_loader, prepare_run, run_training, train
+from .layout import RunLayout
+from .run import run_training, train
+from .setup import prepare_run
+from .state import TrainerState, TrainingResult, TrainingRun
+from .validation import evaluate_loader
 
 __all__ = [
     "ADAPTATIONS",
@@ -28,9 +38,11 @@ __all__ = [
     "TRAIN_TIME_CLOCKS",
     "AugmentationSettings",
     "LoraSettings",
+    "RunLayout",
     "TrainerState",
     "TrainingConfig",
     "TrainingResult",
+    "TrainingRun",
     "evaluate_loader",
     "load_config",
     "prepare_run",

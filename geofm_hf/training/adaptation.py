@@ -221,7 +221,7 @@ def adapt_model(model: PreTrainedModel, adaptation: str, lora: LoraOptions) -> t
 
 @dataclass(frozen=True)
 class Architecture:
-    """How ``eval_results.json`` and model cards describe a trained model.
+    """How ``run_results.json`` and model cards describe a trained model.
 
     Attributes:
         backbone_type: model type of the pretrained backbone (a Hub tag), or None for a model trained from scratch.

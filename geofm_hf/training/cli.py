@@ -53,12 +53,12 @@ def run_train(args: argparse.Namespace) -> None:
     """Load the config with its overrides and train; print the folder of the best model."""
     from accelerate import PartialState
 
-    from .loop import BEST_DIR, train
+    from .run import train
 
     overrides = {key[len(_OVERRIDE) :]: value for key, value in vars(args).items() if key.startswith(_OVERRIDE)}
     result = train(load_config(args.config, overrides))
     if PartialState().is_main_process:
-        print(result.output_dir / BEST_DIR)
+        print(result.layout.best_dir)
 
 
 def add_cli(subparsers: argparse._SubParsersAction) -> None:

@@ -20,7 +20,14 @@ from huggingface_hub.dataclasses import strict
 from huggingface_hub.errors import StrictDataclassError
 from transformers import PreTrainedModel
 
-from ..models.build import SCRATCH_MODELS, BackboneInfo, backbone_info, build_segmenter, check_backbone_name
+from ..models.build import (
+    SCRATCH_MODELS,
+    BackboneInfo,
+    backbone_info,
+    build_segmenter,
+    check_backbone_name,
+    segmenter_config,
+)
 from ..models.decoders import check_decoder_name
 from ..io.atomic import write_atomically
 from ..models.geofm.image_processing_geofm import NORMALIZATIONS
@@ -201,6 +208,16 @@ class TrainingConfig:
                 f"adaptation={self.adaptation!r} does not apply to backbone={self.backbone!r}, which is trained from "
                 f"scratch (no pretrained weights to freeze or to adapt): expected adaptation: "
                 f"{' or '.join(SCRATCH_ADAPTATIONS)}"
+            )
+        if self.backbone in SCRATCH_MODELS:
+            # Its config alone (no weights, no download) refuses the settings a model without a decoder cannot take.
+            segmenter_config(
+                self.backbone,
+                self.task,
+                self.decoder,
+                backbone_overrides=self.backbone_overrides,
+                feature_levels=self.feature_levels,
+                decoder_kwargs=self.decoder_kwargs,
             )
 
     def validate_ranges(self) -> None:

@@ -1,4 +1,5 @@
-"""From a dataset (Hub id, local folder or ``synthetic:...``) to torch batches: checks, normalisation, augmentation.
+"""From a dataset (Hub id, local folder or ``synthetic:...``) to torch batches: checks, normalisation, augmentation,
+padded batches.
 
 Every section is normalised on its own by the model's :class:`~geofm_hf.GeoFMImageProcessor`, then (training split
 only) cropped, flipped and jittered. The random draws of sample ``i`` in epoch ``e`` come from
@@ -8,7 +9,7 @@ an interrupted run was resumed.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,15 +18,14 @@ import datasets
 import numpy as np
 import torch
 from datasets import DatasetDict
-from torch.nn import functional as F
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from ..data import SPLITS, build_dataset_dict, read_source
-from ..evaluation import REQUIRED_COLUMNS
+from ..evaluation.inference import REQUIRED_COLUMNS, LabelledSections, PadCollator, as_sample
 from ..models.geofm.image_processing_geofm import GeoFMImageProcessor
 from ..models.tasks import TaskSpec
-from .config import AugmentationSettings
+from .config import AugmentationSettings, TrainingConfig
 
 SYNTHETIC_PREFIX = "synthetic:"
 # Rows per batch when streaming the label column for the full label check.
@@ -156,8 +156,9 @@ def scan_labels(splits: DatasetDict, name: str, requirements: DataRequirements, 
 # --- torch side --------------------------------------------------------------------------------------------------
 
 
-class SectionDataset(Dataset):
-    """One split as torch samples ``{"pixel_values": (1, H, W) float32, "labels": (H, W) int64}``.
+class SectionDataset(LabelledSections):
+    """One split as torch samples ``{"pixel_values": (1, H, W) float32, "labels": (H, W) int64}``, augmented for
+    training: the evaluation dataset (see `geofm_hf.evaluation.inference.LabelledSections`) plus random changes.
 
     Args:
         split: a `datasets.Dataset` with ``image`` and ``label`` columns.
@@ -173,8 +174,7 @@ class SectionDataset(Dataset):
         augmentation: AugmentationSettings | None = None,
         seed: int = 0,
     ):
-        self.rows = split.select_columns(list(REQUIRED_COLUMNS)).with_format("numpy")
-        self.processor = processor
+        super().__init__(split, processor)
         self.augmentation = augmentation
         self.seed = seed
         self.epoch = 0
@@ -183,72 +183,62 @@ class SectionDataset(Dataset):
         """Draw the augmentation of ``epoch`` (called by the training loop before each epoch)."""
         self.epoch = epoch
 
-    def __len__(self) -> int:
-        return len(self.rows)
-
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        row = self.rows[index]
-        image = self.processor.normalize(np.asarray(row["image"], dtype=np.float32))
-        label = np.asarray(row["label"], dtype=np.int64)
+        image, label = self.read(index)
         if self.augmentation is not None:
             rng = np.random.default_rng([self.seed, self.epoch, index])
             image, label = augment(image, label, self.augmentation, rng)
-        return {
-            "pixel_values": torch.from_numpy(np.ascontiguousarray(image)).unsqueeze(0),
-            "labels": torch.from_numpy(np.ascontiguousarray(label)),
-        }
+        return as_sample(image, label)
 
 
 def augment(
     image: np.ndarray, label: np.ndarray, settings: AugmentationSettings, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Random crop, left-right flip, then gain and noise, of a normalised section and its label.
+    """Random crop, left-right flip, then gain and noise, of a normalised section ((H, W) or (channels, H, W)) and
+    its (H, W) label.
 
     Gain and noise act on the normalised values: the per-section normalisation would undo a gain applied before it.
     Crop, flip and gain are drawn whatever is enabled, so changing one setting does not change the others' draws.
     """
-    height, width = image.shape
+    height, width = label.shape
     crop = settings.crop_size or min(height, width)
     top, left = rng.integers(0, height - crop + 1), rng.integers(0, width - crop + 1)
     flip = rng.random() < 0.5
     gain = np.float32(rng.uniform(1.0 - settings.gain, 1.0 + settings.gain))
     if settings.crop_size:
-        image, label = image[top : top + crop, left : left + crop], label[top : top + crop, left : left + crop]
+        image = image[..., top : top + crop, left : left + crop]
+        label = label[top : top + crop, left : left + crop]
     if settings.hflip and flip:
-        image, label = image[:, ::-1], label[:, ::-1]
+        image, label = image[..., ::-1], label[:, ::-1]
     image = image * gain
     if settings.noise:
         image = image + np.float32(settings.noise) * rng.standard_normal(image.shape, dtype=np.float32)
     return image, label
 
 
-@dataclass(frozen=True)
-class PadCollator:
-    """Stacks samples of different sizes: images padded with 0 (the mean after normalisation) at the bottom/right,
-    labels with ``ignore_index`` so padded pixels count in neither loss nor metrics."""
-
-    ignore_index: int
-
-    def __call__(self, samples: Sequence[Mapping[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
-        height = max(sample["labels"].shape[0] for sample in samples)
-        width = max(sample["labels"].shape[1] for sample in samples)
-
-        def padded(tensor: torch.Tensor, value: float) -> torch.Tensor:
-            return F.pad(tensor, (0, width - tensor.shape[-1], 0, height - tensor.shape[-2]), value=value)
-
-        return {
-            "pixel_values": torch.stack([padded(s["pixel_values"], 0.0) for s in samples]),
-            "labels": torch.stack([padded(s["labels"], self.ignore_index) for s in samples]),
-        }
+def section_loader(
+    dataset: LabelledSections, batch_size: int, shuffle: bool, config: TrainingConfig, ignore_index: int
+) -> DataLoader:
+    """Batches of ``dataset`` padded by `geofm_hf.evaluation.inference.PadCollator`, for training and validation."""
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        num_workers=config.dataloader_num_workers,
+        collate_fn=PadCollator(ignore_index),
+        # Each new iterator draws a worker seed from this generator. From torch's global RNG it would shift the
+        # dropout draws of a resumed run, which starts an iterator mid-epoch where the uninterrupted run did not.
+        generator=torch.Generator().manual_seed(config.seed),
+    )
 
 
 __all__ = [
     "DataRequirements",
-    "PadCollator",
     "SectionDataset",
     "augment",
     "check_first_rows",
     "load_splits",
     "parse_synthetic_spec",
     "scan_labels",
+    "section_loader",
 ]
