@@ -45,7 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] not in SUBCOMMANDS:
         overview_parser().parse_args(argv)  # prints help, the version or a usage error, and exits
-    from geofm_hf.cli.main import main as run
+    from geofm_hf.cli.geofm import main as run
 
     return run(argv)
 

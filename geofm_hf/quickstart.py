@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import shutil
@@ -23,7 +22,6 @@ import numpy as np
 import torch
 from transformers import AutoModel
 
-from .cli.errors import reports_errors
 from .data.builder import build_dataset_folder
 from .data.synthetic import GENERATORS
 from .evaluation import evaluate_model, load_model_and_processor, load_split
@@ -177,30 +175,3 @@ def print_summary(summary: dict) -> None:
     for key in ("dataset", "model", "adapter", "model_card", "test_pictures", "training_curves", "prediction_picture"):
         print(f"  {key.replace('_', ' '):18} {summary[key]}")
     print(f"  reload:  AutoModel.from_pretrained({summary['model']!r})  (after `import geofm_hf`)")
-
-
-@reports_errors("quickstart")
-def _run(args: argparse.Namespace) -> None:
-    settings = QuickstartSettings(
-        task=args.task,
-        decoder=args.decoder,
-        num_sections=args.num,
-        size=args.size,
-        crop_size=min(args.crop_size, args.size),
-        max_steps=args.steps,
-    )
-    print_summary(run_quickstart(Path(args.output), settings, overwrite=args.overwrite))
-
-
-def add_cli(subparsers: argparse._SubParsersAction) -> None:
-    defaults = QuickstartSettings()
-    parser = subparsers.add_parser("quickstart", help="synthetic data -> LoRA fine-tune -> evaluate -> save -> reload")
-    parser.add_argument("--output", default="outputs/quickstart")
-    parser.add_argument("--task", default=defaults.task)
-    parser.add_argument("--decoder", default=defaults.decoder)
-    parser.add_argument("--num", type=int, default=defaults.num_sections, help="synthetic sections")
-    parser.add_argument("--size", type=int, default=defaults.size, help="section height and width")
-    parser.add_argument("--crop-size", type=int, default=defaults.crop_size, help="training crop and tile size")
-    parser.add_argument("--steps", type=int, default=defaults.max_steps, help="optimiser steps")
-    parser.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
-    parser.set_defaults(func=_run)

@@ -10,7 +10,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from .training.cli import DESCRIPTION, add_training_arguments, run_train
+from .cli.train import DESCRIPTION, add_training_arguments, run_train
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -7,7 +7,7 @@ import pytest
 
 import geofm_hf
 import geofm_hf_cli
-from geofm_hf.cli.main import build_parser
+from geofm_hf.cli.geofm import build_parser
 
 
 def test_version_is_the_package_version(capsys):

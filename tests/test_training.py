@@ -18,12 +18,12 @@ import geofm_hf
 from geofm_hf.evaluation import CONFUSION_MATRIX_FILE
 from geofm_hf.evaluation.inference import PadCollator
 from geofm_hf.hub import write_model_card
+from geofm_hf.cli import train as train_cli
 from geofm_hf.training import (
     ADAPTATIONS,
     LORA_TARGET_PRESETS,
     RunLayout,
     TrainingConfig,
-    cli,
     load_config,
     loop,
     prepare_run,
@@ -159,18 +159,18 @@ def test_example_configs_load(path):
 
 def test_cli_turns_every_field_into_an_override(tmp_path):
     parser = argparse.ArgumentParser()
-    cli.add_cli(parser.add_subparsers())
+    train_cli.add_parser(parser.add_subparsers())
     args = parser.parse_args(
         ["train", "--config", "c.yaml", "--lora.r", "16", "--adam_betas", "[0.9, 0.95]", "--max_steps", "null"]
     )
     overrides = {key.split(":", 1)[1]: value for key, value in vars(args).items() if key.startswith("override:")}
     assert overrides == {"lora.r": 16, "adam_betas": [0.9, 0.95], "max_steps": None}
-    assert args.config == "c.yaml" and args.func is cli.run_train
+    assert args.config == "c.yaml" and args.func is train_cli.run_train
 
 
 def test_cli_reports_bad_input_in_one_line_with_exit_code_2(tmp_path, capsys):
     parser = argparse.ArgumentParser()
-    cli.add_cli(parser.add_subparsers())
+    train_cli.add_parser(parser.add_subparsers())
     args = parser.parse_args(
         ["train", "--task", "fault", "--dataset", "synthetic:8", "--output_dir", "o", "--decoder", "x"]
     )
@@ -580,7 +580,7 @@ def test_training_writes_the_model_card_and_pushes_best_with_its_adapter(tmp_pat
 
 def test_cli_takes_dashed_spellings_of_fields():
     parser = argparse.ArgumentParser()
-    cli.add_cli(parser.add_subparsers())
+    train_cli.add_parser(parser.add_subparsers())
     args = parser.parse_args(["train", "--push-to-hub", "me/model", "--max-steps", "7", "--lora.r", "4"])
     overrides = {key.split(":", 1)[1]: value for key, value in vars(args).items() if key.startswith("override:")}
     assert overrides == {"push_to_hub": "me/model", "max_steps": 7, "lora.r": 4}

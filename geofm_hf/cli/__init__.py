@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``geofm`` with ``argv`` (default: the command line); returns the exit code."""
-    from .main import main as run
+    from .geofm import main as run
 
     return run(argv)
 

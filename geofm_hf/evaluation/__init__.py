@@ -5,10 +5,8 @@
 * :mod:`.evaluate`: :func:`evaluate_model` on a dataset split, loading a trained model and a split, task checks;
 * :mod:`.results`: the results JSON and the file names of an evaluation folder;
 * :mod:`.plots`: the pictures of an evaluation (confusion matrix, example sections);
-* :mod:`.cli`: ``geofm evaluate``.
 """
 
-from .cli import add_cli
 from .evaluate import check_same_task, dataset_label_names, evaluate_model, load_model_and_processor, load_split
 from .inference import REQUIRED_COLUMNS, LabelledSections, PadCollator, evaluation_mode, score_batch
 from .plots import plot_example
@@ -20,7 +18,6 @@ __all__ = [
     "REQUIRED_COLUMNS",
     "LabelledSections",
     "PadCollator",
-    "add_cli",
     "check_same_task",
     "dataset_label_names",
     "evaluate_model",

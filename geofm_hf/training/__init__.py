@@ -5,7 +5,7 @@
 * :mod:`.setup`: :func:`prepare_run`; :mod:`.loop`: the step loop; :mod:`.validation`: validation and ``best/``;
   :mod:`.checkpoints`: resumable checkpoints; :mod:`.report`: the end of a run (test, results, card, curves, push);
 * :mod:`.run`: :func:`train`; :mod:`.state`: what a run carries; :mod:`.layout`: :class:`RunLayout`, the name of
-  every output; :mod:`.curves`: the metrics log and its picture; :mod:`.cli`: ``geofm train``.
+  every output; :mod:`.curves`: the metrics log and its picture. ``geofm train`` is :mod:`geofm_hf.cli.train`.
 
 ```python
 >>> from geofm_hf.training import load_config, train

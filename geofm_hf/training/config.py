@@ -49,7 +49,7 @@ TRAIN_TIME_CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 
 
 def _help(text: str, **kwargs) -> Any:
-    """A dataclass field carrying its command-line help (read by `geofm_hf.training.cli`)."""
+    """A dataclass field carrying its command-line help (read by `geofm_hf.cli.train`)."""
     return dataclasses.field(metadata={"help": text}, **kwargs)
 
 
