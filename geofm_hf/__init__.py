@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from . import models
 from .models import (
     BACKBONE_PRESETS,
     DECODERS,
@@ -37,18 +38,4 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'geofm_hf' has no attribute {name!r}")
 
 
-__all__ = [
-    "BACKBONE_PRESETS",
-    "DECODERS",
-    "TASKS",
-    "GeoFMConfig",
-    "GeoFMForSemanticSegmentation",
-    "GeoFMImageProcessor",
-    "GeoUNetConfig",
-    "GeoUNetForSemanticSegmentation",
-    "__version__",
-    "build_segmenter",
-    "get_task",
-    "predict_tiled",
-    "segmenter_config",
-]
+__all__ = [*models.__all__, "__version__", "predict_tiled"]

@@ -41,3 +41,18 @@ def test_every_subcommand_module_builds_its_parser():
         with pytest.raises(SystemExit) as exit_info:
             parser.parse_args([name, "--help"])
         assert exit_info.value.code == 0
+
+
+def test_training_booleans_are_flags_and_both_spellings_work():
+    args = build_parser(["train"]).parse_args(
+        ["train", "--hub-private", "--augmentation.hflip", "false", "--max_steps", "5", "--output-dir", "out"]
+    )
+    overrides = {key.split(":", 1)[1]: value for key, value in vars(args).items() if key.startswith("override:")}
+    assert overrides == {"hub_private": True, "augmentation.hflip": False, "max_steps": 5, "output_dir": "out"}
+
+
+@pytest.mark.parametrize(("command", "new", "old"), [("dataset", "--output-dir", "--output"), ("evaluate", "--output-dir", "--output")])
+def test_output_dir_is_the_spelling_and_the_old_one_still_works(command, new, old):
+    positional = {"dataset": ["--task", "fault", "--source", "synthetic"], "evaluate": ["model", "data"]}[command]
+    parser = build_parser([command])
+    assert parser.parse_args([command, *positional, new, "x"]).output == parser.parse_args([command, *positional, old, "x"]).output

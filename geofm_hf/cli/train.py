@@ -36,8 +36,10 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("config fields", "each overrides the file's value; read as YAML")
     for name, field in _fields(TrainingConfig):
         default = field.default if field.default is not dataclasses.MISSING else "required"
-        # Both spellings: the field's own (--max_steps) and the usual command-line one (--max-steps, --push-to-hub).
-        spellings = dict.fromkeys([f"--{name}", f"--{name.replace('_', '-')}"])
+        # The command-line spelling (--max-steps, --push-to-hub) first; the field's own (--max_steps) still works.
+        spellings = dict.fromkeys([f"--{name.replace('_', '-')}", f"--{name}"])
+        # A boolean is a flag (--hub-private); an explicit value (--hub-private false) is still read.
+        flag = {"nargs": "?", "const": True} if field.type in (bool, "bool") else {}
         group.add_argument(
             *spellings,
             dest=_OVERRIDE + name,
@@ -45,6 +47,7 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
             default=argparse.SUPPRESS,
             metavar="VALUE",
             help=f"{field.metadata.get('help', '')} (default: {default})",
+            **flag,
         )
 
 

@@ -211,14 +211,7 @@ class TrainingConfig:
             )
         if self.backbone in SCRATCH_MODELS:
             # Its config alone (no weights, no download) refuses the settings a model without a decoder cannot take.
-            segmenter_config(
-                self.backbone,
-                self.task,
-                self.decoder,
-                backbone_overrides=self.backbone_overrides,
-                feature_levels=self.feature_levels,
-                decoder_kwargs=self.decoder_kwargs,
-            )
+            segmenter_config(self.backbone, self.task, self.decoder, **self.model_settings())
 
     def validate_ranges(self) -> None:
         """Counts and rates must make sense (a zero batch size would only fail deep inside the loop)."""
@@ -257,17 +250,18 @@ class TrainingConfig:
         Raises:
             ValueError: the backbone cannot be loaded, a setting is unknown, or a checkpoint does not fit.
         """
-        model = build_segmenter(
-            self.backbone,
-            self.task,
-            self.decoder,
-            backbone_overrides=self.backbone_overrides,
-            feature_levels=self.feature_levels,
-            decoder_kwargs=self.decoder_kwargs,
-            loss_weights=self.loss_weights,
-            class_weights=self.class_weights,
-        )
+        model = build_segmenter(self.backbone, self.task, self.decoder, **self.model_settings())
         return model, backbone_info(self.backbone, model)
+
+    def model_settings(self) -> dict[str, Any]:
+        """The model settings of the run besides backbone, task and decoder (None leaves the model's default)."""
+        return {
+            "backbone_overrides": self.backbone_overrides,
+            "feature_levels": self.feature_levels,
+            "decoder_kwargs": self.decoder_kwargs,
+            "loss_weights": self.loss_weights,
+            "class_weights": self.class_weights,
+        }
 
     @property
     def per_device_eval_batch_size(self) -> int:
