@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 from pathlib import Path
 
@@ -16,7 +17,6 @@ from ..io import (
     VolumeReader,
     create_output,
     get_axis_name,
-    get_section_axes,
     open_input,
     open_output,
     refuse_existing,
@@ -24,8 +24,17 @@ from ..io import (
 from ..io.options import SURVEY_FLAGS, add_survey_arguments, merge_options
 from ..models.geofm.image_processing_geofm import GeoFMImageProcessor
 from ..inference.blending import BLEND_WINDOWS
+from ..inference.plan import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_BLEND,
+    DEFAULT_OVERLAP,
+    OUTPUT_KINDS,
+    OutputMode,
+    PredictionPlan,
+    plan_prediction,
+)
 from ..inference.plots import plot_prediction_overlay
-from ..inference.tiling import DEFAULT_OVERLAP, OutputMode, predict_tiled
+from ..inference.tiling import predict_with_plan
 
 logger = logging.getLogger(__name__)
 
@@ -77,13 +86,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--overlap", type=_overlap, default=DEFAULT_OVERLAP, help="overlap: a fraction < 1 or samples (default 0.25)"
     )
     parser.add_argument(
-        "--blend", choices=sorted(BLEND_WINDOWS), default="gaussian", help="tile blending window (default gaussian)"
+        "--blend", choices=sorted(BLEND_WINDOWS), default=DEFAULT_BLEND, help="tile blending window (default gaussian)"
     )
-    parser.add_argument("--batch-size", type=int, default=8, help="tiles per forward pass (default 8)")
+    parser.add_argument(
+        "--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="tiles per forward pass (default 8)"
+    )
     parser.add_argument(
         "--output",
         dest="output_kind",
-        choices=("labels", "probabilities"),
+        choices=OUTPUT_KINDS,
         default=None,
         help="store class labels, or probabilities (all classes, or the one chosen by --class); default: labels, "
         "or probabilities when --class is given",
@@ -108,62 +119,75 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run_predict(args: argparse.Namespace) -> None:
     refuse_existing(args.output, args.overwrite)
     model = AutoModel.from_pretrained(args.model)
-    try:
-        processor = GeoFMImageProcessor.from_pretrained(args.model)
-    except OSError as error:
-        raise ValueError(
-            f"{args.model}: no image processor next to the model (preprocessor_config.json), so the amplitude "
-            "normalisation the model was trained with is unknown; save it with processor.save_pretrained()"
-        ) from error
-    output_kind = args.output_kind or ("probabilities" if args.output_class is not None else "labels")
-    mode = OutputMode.from_arguments(output_kind, args.output_class, model.config)
+    processor = _load_processor(args.model)
     options = merge_options({flag: getattr(args, flag) for flag in SURVEY_FLAGS}, args.option)
     data = open_input(args.input, **options)
-    settings = dict(
-        tile=args.tile,
-        overlap=args.overlap,
-        blend=args.blend,
-        batch_size=args.batch_size,
-        device=args.device or ("cuda" if torch.cuda.is_available() else "cpu"),
-        output=output_kind,
-        output_class=args.output_class,
-        processor=processor,
-    )
-    if isinstance(data, np.ndarray):
-        _predict_section(model, data, mode, settings, args)
-    else:
-        with data:
-            _predict_volume(model, data, mode, settings, args)
+    with data if isinstance(data, VolumeReader) else contextlib.nullcontext():
+        plan = plan_prediction(
+            model.config,
+            data,
+            tile=args.tile,
+            overlap=args.overlap,
+            blend=args.blend,
+            batch_size=args.batch_size,
+            output=args.output_kind,
+            output_class=args.output_class,
+            axis=args.axis,
+        )
+        _check_pictures(plan, args)
+        runtime = dict(device=args.device or ("cuda" if torch.cuda.is_available() else "cpu"), processor=processor)
+        if plan.is_volume:
+            _predict_volume(model, data, plan, runtime, args)
+        else:
+            _predict_section(model, data, plan, runtime, args)
 
 
-def _predict_section(model, section: np.ndarray, mode: OutputMode, settings: dict, args) -> None:
-    if args.png is not None and args.png != [0]:
-        raise ValueError(f"{args.input} is a single 2-D section: use --png 0")
-    result = predict_tiled(model, section, **settings)
-    with create_output(args.output, result.shape, result.dtype, overwrite=args.overwrite, section=True) as out:
+def _load_processor(model: str) -> GeoFMImageProcessor:
+    """The model's image processor: without it the amplitude normalisation the model was trained with is unknown."""
+    try:
+        return GeoFMImageProcessor.from_pretrained(model)
+    except OSError as error:
+        raise ValueError(
+            f"{model}: no image processor next to the model (preprocessor_config.json), so the amplitude "
+            "normalisation the model was trained with is unknown; save it with processor.save_pretrained()"
+        ) from error
+
+
+def _check_pictures(plan: PredictionPlan, args: argparse.Namespace) -> None:
+    """Refuse ``--png`` sections the input does not have, before anything is predicted."""
+    if args.png is None:
+        return
+    if not plan.is_volume:
+        if args.png != [0]:
+            raise ValueError(f"{args.input} is a single 2-D section: use --png 0")
+        return
+    count, name = plan.section_count, plan.axes[0].name
+    outside = [index for index in args.png if not 0 <= index < count]
+    if outside:
+        raise ValueError(f"--png sections {outside} are outside the {count} {name}s (indices 0..{count - 1})")
+
+
+def _predict_section(model, section: np.ndarray, plan: PredictionPlan, runtime: dict, args) -> None:
+    result = predict_with_plan(model, section, plan, **runtime)
+    shape, dtype = plan.output_shape, plan.output_dtype
+    with create_output(args.output, shape, dtype, overwrite=args.overwrite, section=True) as out:
         out[...] = result
     logger.info("wrote %s", args.output)
     if args.png is not None:
         path = args.output.with_suffix(".png")
-        _plot(section, result, path, model.config, mode, f"{args.input.name}: prediction", ("trace", "sample"))
+        _plot(section, result, path, model.config, plan.mode, f"{args.input.name}: prediction", ("trace", "sample"))
 
 
-def _predict_volume(model, reader: VolumeReader, mode: OutputMode, settings: dict, args) -> None:
-    axes = get_section_axes(args.axis)
-    sections = args.png or []
-    count = reader.shape[axes[0].index]
-    outside = [index for index in sections if not 0 <= index < count]
-    if outside:
-        raise ValueError(f"--png sections {outside} are outside the {count} {axes[0].name}s (indices 0..{count - 1})")
-    shape = mode.result_shape(reader.shape)
-    with create_output(args.output, shape, mode.dtype, template=reader, overwrite=args.overwrite) as out:
-        predict_tiled(model, reader, axis=args.axis, out=out, **settings)
+def _predict_volume(model, reader: VolumeReader, plan: PredictionPlan, runtime: dict, args) -> None:
+    shape = plan.output_shape
+    with create_output(args.output, shape, plan.output_dtype, template=reader, overwrite=args.overwrite) as out:
+        predict_with_plan(model, reader, plan, out=out, **runtime)
     logger.info("wrote %s", args.output)
-    if not sections:
+    if not args.png:
         return
     with open_output(args.output, shape) as stored:
-        for index in sections:
-            _plot_volume_section(model.config, mode, reader, stored, axes[0], index, args)
+        for index in args.png:
+            _plot_volume_section(model.config, plan.mode, reader, stored, plan.axes[0], index, args)
 
 
 def _plot_volume_section(config, mode, reader: VolumeReader, stored: VolumeReader, axis: SectionAxis, index, args):

@@ -46,6 +46,12 @@ BLEND_WINDOWS: dict[str, Callable[[int, int], np.ndarray]] = {
 }
 
 
+def check_blend(blend: str) -> None:
+    """Refuse a window name that is not in :data:`BLEND_WINDOWS`."""
+    if blend not in BLEND_WINDOWS:
+        raise ValueError(f"blend={blend!r} is unknown; expected one of {sorted(BLEND_WINDOWS)}")
+
+
 def window_weights(tile: tuple[int, int], overlap: tuple[int, int], blend: str = "gaussian") -> np.ndarray:
     """The 2-D blending window of one tile.
 
@@ -57,11 +63,10 @@ def window_weights(tile: tuple[int, int], overlap: tuple[int, int], blend: str =
     Returns:
         float32 array of shape ``tile``, strictly positive, symmetric under flips of either axis.
     """
-    if blend not in BLEND_WINDOWS:
-        raise ValueError(f"blend={blend!r} is unknown; expected one of {sorted(BLEND_WINDOWS)}")
+    check_blend(blend)
     window = BLEND_WINDOWS[blend]
     rows, cols = (window(length, max(int(lap), 0)) for length, lap in zip(tile, overlap))
     return np.outer(rows, cols).astype(np.float32)
 
 
-__all__ = ["BLEND_WINDOWS", "window_weights", "gaussian_window", "cosine_window", "constant_window"]
+__all__ = ["BLEND_WINDOWS", "check_blend", "window_weights", "gaussian_window", "cosine_window", "constant_window"]

@@ -4,13 +4,13 @@ A section is cut into overlapping tiles of a fixed size; each tile's softmax pro
 window (:mod:`.blending`), summed where tiles overlap and divided by the summed weights. Tiles from several
 sections share a batch, so small sections still fill the model's batches. A volume is predicted section by section
 along one or several directions, reading from a :class:`~geofm_hf.io.VolumeReader` and writing into any array-like
-``out``, so its size is bounded by the disk, not the memory.
+``out``, so its size is bounded by the disk, not the memory. What is stored, the directions and the tiles come from
+a :class:`~.plan.PredictionPlan` made (and checked) before any section is read.
 """
 
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import tempfile
 from collections import deque
@@ -22,180 +22,17 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..io import (
-    ArrayReader,
-    MappedArray,
-    SectionAxis,
-    VolumeReader,
-    get_section_axes,
-    check_finite,
-    section_key,
-)
+from ..io import ArrayReader, MappedArray, SectionAxis, VolumeReader, check_finite, section_key
 from ..models.geofm.image_processing_geofm import AmplitudeStats, GeoFMImageProcessor
-from ..study import STUDY
 from .blending import window_weights
-
-# Tile side used when the model's task does not say how large its training sections were.
-DEFAULT_TILE = 224
-DEFAULT_OVERLAP = 0.25
-
-
-@dataclass(frozen=True)
-class TileGrid:
-    """Where the tiles of one section go.
-
-    Attributes:
-        shape: (height, width) of the section.
-        tile: (height, width) of every tile: the requested tile, shrunk along axes where the section is smaller, but
-            never below the model's minimum input size.
-        padded_shape: the section's shape after reflect padding up to at least ``tile`` (only sections smaller than
-            the model's minimum input are padded).
-        starts: tile origins along each axis; the first is 0, the last ends flush with the padded section, and the
-            ones between are evenly spaced, so neighbours overlap by at least ``overlap``.
-        overlap: the requested overlap in samples along each axis.
-    """
-
-    shape: tuple[int, int]
-    tile: tuple[int, int]
-    padded_shape: tuple[int, int]
-    starts: tuple[tuple[int, ...], tuple[int, ...]]
-    overlap: tuple[int, int]
-
-    @classmethod
-    def plan(
-        cls,
-        shape: tuple[int, int],
-        tile: int | tuple[int, int],
-        overlap: float | int = DEFAULT_OVERLAP,
-        min_size: int = 1,
-    ) -> "TileGrid":
-        """Tile a section of ``shape``.
-
-        Args:
-            shape: (height, width) of the section.
-            tile: tile side, or (height, width).
-            overlap: a float in [0, 1) is a fraction of the tile; an int is a number of samples (less than the tile).
-            min_size: smallest input the model accepts (its padding multiple).
-        """
-        requested = _pair(tile, "tile")
-        if min(requested) < min_size:
-            raise ValueError(f"tile={tile} is smaller than the model's minimum input of {min_size} samples")
-        laps = tuple(_overlap_samples(overlap, side) for side in requested)
-        tiles = tuple(max(min(side, length), min_size) for side, length in zip(requested, shape))
-        padded = tuple(max(length, side) for length, side in zip(shape, tiles))
-        starts = tuple(_starts(length, side, lap) for length, side, lap in zip(padded, tiles, laps))
-        return cls(tuple(shape), tiles, padded, starts, laps)
-
-    @property
-    def origins(self) -> list[tuple[int, int]]:
-        """(row, column) of every tile's top-left corner, row by row."""
-        return [(row, col) for row in self.starts[0] for col in self.starts[1]]
-
-    def __len__(self) -> int:
-        return len(self.starts[0]) * len(self.starts[1])
-
-    def window(self, origin: tuple[int, int]) -> tuple[slice, slice]:
-        """Index of the tile at ``origin`` in the padded section."""
-        return tuple(slice(start, start + side) for start, side in zip(origin, self.tile))
-
-
-def _pair(value: int | tuple[int, int], name: str) -> tuple[int, int]:
-    pair = (value, value) if isinstance(value, (int, np.integer)) else tuple(value)
-    if len(pair) != 2 or not all(isinstance(v, (int, np.integer)) and v > 0 for v in pair):
-        raise ValueError(f"{name}={value!r}: expected a positive int or a (height, width) pair of positive ints")
-    return int(pair[0]), int(pair[1])
-
-
-def _overlap_samples(overlap: float | int, tile: int) -> int:
-    if isinstance(overlap, (int, np.integer)) and not isinstance(overlap, bool):
-        samples = int(overlap)
-    elif isinstance(overlap, float) and 0.0 <= overlap < 1.0:
-        samples = round(overlap * tile)
-    else:
-        raise ValueError(f"overlap={overlap!r}: expected a fraction in [0, 1) or a number of samples (int)")
-    if not 0 <= samples < tile:
-        raise ValueError(f"overlap={overlap!r} is {samples} samples; expected 0 <= overlap < tile ({tile})")
-    return samples
-
-
-def _starts(length: int, tile: int, overlap: int) -> tuple[int, ...]:
-    if length <= tile:
-        return (0,)
-    count = 1 + math.ceil((length - tile) / (tile - overlap))
-    return tuple(int(s) for s in np.linspace(0, length - tile, count).round())
-
-
-@dataclass(frozen=True)
-class OutputMode:
-    """What is stored per sample: class labels, all class probabilities, or the probability of one class.
-
-    Attributes:
-        labels: store the argmax class.
-        class_index: with ``labels=False``, the one class whose probability is stored (None: all classes).
-        num_labels: classes of the model.
-    """
-
-    labels: bool
-    class_index: int | None
-    num_labels: int
-
-    @classmethod
-    def from_arguments(cls, output: str, output_class: int | str | None, config) -> "OutputMode":
-        """The mode for ``predict_tiled``'s ``output`` and ``output_class`` arguments and a model's config."""
-        if output not in ("labels", "probabilities"):
-            raise ValueError(f"output={output!r}: expected 'labels' or 'probabilities'")
-        if output == "labels" and output_class is not None:
-            raise ValueError(f"output_class={output_class!r} selects a class probability: use output='probabilities'")
-        class_index = None if output_class is None else resolve_class(config, output_class)
-        return cls(output == "labels", class_index, config.num_labels)
-
-    @property
-    def leading_axes(self) -> int:
-        """Axes before the spatial ones in the stored values: a class axis when every probability is kept."""
-        return int(not self.labels and self.class_index is None)
-
-    @property
-    def kept_classes(self) -> int:
-        """Probabilities that must be kept (and averaged) to finish a sample."""
-        return 1 if self.class_index is not None else self.num_labels
-
-    @property
-    def dtype(self) -> np.dtype:
-        return np.min_scalar_type(self.num_labels - 1) if self.labels else np.dtype(np.float32)
-
-    def result_shape(self, spatial: tuple[int, ...]) -> tuple[int, ...]:
-        return (self.num_labels,) * self.leading_axes + tuple(spatial)
-
-    def keep(self, probabilities: np.ndarray) -> np.ndarray:
-        """The kept probabilities of (classes, ...) ``probabilities``."""
-        return probabilities if self.class_index is None else probabilities[self.class_index : self.class_index + 1]
-
-    def finish(self, kept: np.ndarray) -> np.ndarray:
-        """Stored values from kept probabilities."""
-        if self.labels:
-            return kept.argmax(axis=0).astype(self.dtype)
-        return kept if self.leading_axes else kept[0]
-
-
-def resolve_class(config, value: int | str) -> int:
-    """Index of a class given by index (int or digit string) or by name in ``config.id2label``."""
-    names = {name: int(index) for index, name in config.id2label.items()}
-    if isinstance(value, (int, np.integer)) or str(value).isdigit():
-        index = int(value)
-        if 0 <= index < config.num_labels:
-            return index
-    elif value in names:
-        return names[value]
-    raise ValueError(f"class {value!r} is not one of the model's classes: {dict(sorted(config.id2label.items()))}")
-
-
-def default_tile(config) -> tuple[int, int]:
-    """The section size the study used for the model's task (rounded up to the padding multiple), else 224."""
-    study = STUDY.get(getattr(config, "task", None))
-    if study is None:
-        return DEFAULT_TILE, DEFAULT_TILE
-    multiple = getattr(config, "pad_multiple", 1)
-    return tuple(multiple * math.ceil(side / multiple) for side in study.native_size)
+from .plan import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_BLEND,
+    DEFAULT_OVERLAP,
+    PredictionPlan,
+    TileGrid,
+    plan_prediction,
+)
 
 
 @dataclass
@@ -287,15 +124,6 @@ def _evaluating(model: nn.Module):
         model.train(was_training)
 
 
-def _check_channels(model: nn.Module, source: str) -> None:
-    in_channels = getattr(model.config, "in_channels", 1)
-    if in_channels != 1:
-        raise ValueError(
-            f"{source} is single-channel amplitude data, but the model expects {in_channels} input channels "
-            "(config.in_channels): use a model trained on single-channel sections (in_channels=1)"
-        )
-
-
 class _Normalizer:
     """Applies the processor's normalisation with statistics shared by every section of a survey."""
 
@@ -316,31 +144,13 @@ class _Normalizer:
         return np.ascontiguousarray(self.processor.normalize(section, self.stats), dtype=np.float32)
 
 
-@dataclass(frozen=True)
-class _Settings:
-    tile: int | tuple[int, int]
-    overlap: float | int
-    blend: str
-    batch_size: int
-    device: torch.device
-    progress: bool
-    min_size: int
-
-    def predictor(self, model: nn.Module, shape: tuple[int, int]) -> SectionPredictor:
-        grid = TileGrid.plan(shape, self.tile, self.overlap, self.min_size)
-        return SectionPredictor(model, grid, self.blend, self.batch_size, self.device)
-
-    def progress_bar(self, total: int, description: str) -> tqdm:
-        return tqdm(total=total, desc=description, unit="tile", disable=not self.progress)
-
-
 def predict_tiled(
     model: nn.Module,
     data: np.ndarray | VolumeReader,
     tile: int | tuple[int, int] | None = None,
     overlap: float | int = DEFAULT_OVERLAP,
-    blend: str = "gaussian",
-    batch_size: int = 8,
+    blend: str = DEFAULT_BLEND,
+    batch_size: int = DEFAULT_BATCH_SIZE,
     device: str | torch.device | None = None,
     output: str = "probabilities",
     output_class: int | str | None = None,
@@ -397,67 +207,122 @@ def predict_tiled(
     >>> labels = predict_tiled(model, volume, output="labels", axis=("inline", "crossline"))
     ```
     """
-    mode = OutputMode.from_arguments(output, output_class, model.config)
-    if batch_size < 1:
-        raise ValueError(f"batch_size={batch_size}: expected at least 1 tile per forward pass")
+    data = as_prediction_input(data)
+    plan = plan_prediction(
+        model.config,
+        data,
+        tile=tile,
+        overlap=overlap,
+        blend=blend,
+        batch_size=batch_size,
+        output=output,
+        output_class=output_class,
+        axis=axis,
+    )
+    return predict_with_plan(
+        model, data, plan, device, processor=processor, stats=stats, out=out, progress=progress, scratch_dir=scratch_dir
+    )
+
+
+def as_prediction_input(data: np.ndarray | VolumeReader) -> np.ndarray | VolumeReader:
+    """A 2-D section as an array; a volume (array, memory map or reader) as a :class:`~geofm_hf.io.VolumeReader`."""
+    if isinstance(data, VolumeReader):
+        return data
+    array = np.asarray(data)
+    return array if array.ndim == 2 else ArrayReader(array)
+
+
+def predict_with_plan(
+    model: nn.Module,
+    data: np.ndarray | VolumeReader,
+    plan: PredictionPlan,
+    device: str | torch.device | None = None,
+    *,
+    processor: GeoFMImageProcessor | None = None,
+    stats: AmplitudeStats | None = None,
+    out=None,
+    progress: bool = True,
+    scratch_dir: str | os.PathLike | None = None,
+):
+    """Run a prediction planned by :func:`~geofm_hf.inference.plan_prediction` for ``data``.
+
+    Args:
+        model, device, processor, stats, out, progress, scratch_dir: as in :func:`predict_tiled`.
+        data: what the plan was made for: a 2-D section array or a volume reader (see :func:`as_prediction_input`).
+        plan: the output mode, directions and tiles.
+
+    Returns:
+        ``out`` (or a new array) of shape ``plan.output_shape``.
+    """
+    if tuple(data.shape) != plan.input_shape:
+        raise ValueError(f"data of shape {tuple(data.shape)} given to a plan made for {plan.input_shape}")
     if device is None:
         device = next(model.parameters(), torch.empty(0)).device
     device = torch.device(device)
     model.to(device)
-    tile = default_tile(model.config) if tile is None else tile
-    settings = _Settings(tile, overlap, blend, batch_size, device, progress, getattr(model.config, "pad_multiple", 1))
-    data = data if isinstance(data, VolumeReader) else np.asarray(data)
+    run = _Run(model, plan, device, progress)
     with _evaluating(model):
-        if isinstance(data, np.ndarray) and data.ndim == 2:
-            return _predict_section(model, data, mode, processor, stats, out, settings)
-        reader = data if isinstance(data, VolumeReader) else ArrayReader(data)
-        axes = get_section_axes(axis)
-        return _predict_volume(model, reader, mode, axes, processor, stats, out, settings, scratch_dir)
+        if plan.is_volume:
+            return _predict_volume(run, data, processor, stats, out, scratch_dir)
+        return _predict_section(run, data, processor, stats, out)
 
 
-def _prepare_out(out, shape: tuple[int, ...], dtype: np.dtype):
-    if out is None:
-        return np.empty(shape, dtype=dtype)
-    if tuple(out.shape) != tuple(shape):
-        raise ValueError(f"out has shape {tuple(out.shape)}; this prediction needs {tuple(shape)}")
-    return out
+@dataclass(frozen=True)
+class _Run:
+    """A plan with the model and device it runs on."""
+
+    model: nn.Module
+    plan: PredictionPlan
+    device: torch.device
+    progress: bool
+
+    def predictor(self, grid: TileGrid) -> SectionPredictor:
+        return SectionPredictor(self.model, grid, self.plan.blend, self.plan.batch_size, self.device)
+
+    def progress_bar(self, total: int, description: str) -> tqdm:
+        return tqdm(total=total, desc=description, unit="tile", disable=not self.progress)
+
+    def prepare_out(self, out):
+        """``out``, checked against the plan's output shape, or a new array."""
+        shape = self.plan.output_shape
+        if out is None:
+            return np.empty(shape, dtype=self.plan.output_dtype)
+        if tuple(out.shape) != shape:
+            raise ValueError(f"out has shape {tuple(out.shape)}; this prediction needs {shape}")
+        return out
 
 
-def _predict_section(model, data, mode: OutputMode, processor, stats, out, settings: _Settings):
-    _check_channels(model, "the input section")
+def _predict_section(run: _Run, data: np.ndarray, processor, stats, out):
     section = np.asarray(data, dtype=np.float32)
     check_finite(section, "input section", lambda first: f"row {first[0]}, column {first[1]}")
     normalize = _Normalizer(processor, stats, lambda: section)
-    out = _prepare_out(out, mode.result_shape(section.shape), mode.dtype)
-    predictor = settings.predictor(model, section.shape)
-    with settings.progress_bar(len(predictor.grid), "predict section") as bar:
+    out = run.prepare_out(out)
+    mode, predictor = run.plan.mode, run.predictor(run.plan.grids[0])
+    with run.progress_bar(len(predictor.grid), "predict section") as bar:
         probabilities = next(predictor.predict([normalize(section)], bar))
     out[...] = mode.finish(mode.keep(probabilities))
     return out
 
 
-def _predict_volume(
-    model, reader: VolumeReader, mode, axes: tuple[SectionAxis, ...], processor, stats, out, settings, scratch_dir
-):
-    if len(reader.shape) != 3:
-        raise ValueError(f"{reader.name}: expected a volume (inline, crossline, time); got shape {reader.shape}")
-    _check_channels(model, reader.name)
+def _predict_volume(run: _Run, reader: VolumeReader, processor, stats, out, scratch_dir):
     normalize = _Normalizer(processor, stats, reader.stats_sample)
-    out = _prepare_out(out, mode.result_shape(reader.shape), mode.dtype)
-    if len(axes) == 1:
-        for index, probabilities in _predict_direction(model, reader, axes[0], normalize, settings):
-            out[section_key(axes[0].index, index, mode.leading_axes)] = mode.finish(mode.keep(probabilities))
+    out = run.prepare_out(out)
+    mode, directions = run.plan.mode, list(zip(run.plan.axes, run.plan.grids))
+    if len(directions) == 1:
+        for index, probabilities in _predict_direction(run, reader, *directions[0], normalize):
+            out[section_key(directions[0][0].index, index, mode.leading_axes)] = mode.finish(mode.keep(probabilities))
         return out
+    # Several directions: their kept probabilities are summed on disk, then averaged section by section.
     with tempfile.TemporaryDirectory(prefix="geofm-predict-", dir=scratch_dir) as folder:
         shape = (mode.kept_classes, *reader.shape)
         total = MappedArray.create(os.path.join(folder, "probability_sum.f32"), shape, np.float32)
         try:
-            for axis in axes:
-                for index, probabilities in _predict_direction(model, reader, axis, normalize, settings):
+            for axis, grid in directions:
+                for index, probabilities in _predict_direction(run, reader, axis, grid, normalize):
                     key = section_key(axis.index, index, leading=1)
                     total[key] = total[key] + mode.keep(probabilities)
             for index in range(reader.shape[0]):
-                mean = total[section_key(0, index, leading=1)] / np.float32(len(axes))
+                mean = total[section_key(0, index, leading=1)] / np.float32(len(directions))
                 out[section_key(0, index, mode.leading_axes)] = mode.finish(mean)
         finally:
             total.close()
@@ -465,15 +330,15 @@ def _predict_volume(
 
 
 def _predict_direction(
-    model, reader: VolumeReader, axis: SectionAxis, normalize: _Normalizer, settings: _Settings
+    run: _Run, reader: VolumeReader, axis: SectionAxis, grid: TileGrid, normalize: _Normalizer
 ) -> Iterator[tuple[int, np.ndarray]]:
     """Probabilities (classes, ...) of every section along ``axis``, in volume axis order."""
     count = reader.shape[axis.index]
-    predictor = settings.predictor(model, axis.picture_shape(reader.shape))
+    predictor = run.predictor(grid)
     sections = (normalize(axis.orient(reader.read_finite_section(axis.index, i))) for i in range(count))
-    with settings.progress_bar(count * len(predictor.grid), f"predict {axis.name}s") as bar:
+    with run.progress_bar(count * len(grid), f"predict {axis.name}s") as bar:
         for index, probabilities in enumerate(predictor.predict(sections, bar)):
             yield index, axis.orient(probabilities)
 
 
-__all__ = ["predict_tiled", "TileGrid", "SectionPredictor", "OutputMode", "resolve_class", "default_tile"]
+__all__ = ["SectionPredictor", "as_prediction_input", "predict_tiled", "predict_with_plan"]
