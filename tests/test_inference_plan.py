@@ -92,7 +92,9 @@ def test_input_of_the_wrong_kind_is_refused(tiny_config, tiny_model):
         predict_with_plan(tiny_model(), np.zeros((30, 45), np.float32), plan)
 
 
-def test_the_command_and_predict_tiled_plan_a_volume_alike(tmp_path, tiny_model_dir, segy_file, handed_plans):
+def test_the_command_and_predict_tiled_plan_a_volume_alike(
+    tmp_path, tiny_model_dir, segy_file, small_volume, handed_plans
+):
     options = dict(tile=28, overlap=7, blend="cosine", batch_size=3, axis="crossline,time", output_class="fault")
     flags = ["--tile", "28", "--overlap", "7", "--blend", "cosine", "--batch-size", "3", "--axis", "crossline,time"]
     command = ["predict", str(tiny_model_dir), str(segy_file), str(tmp_path / "faults.npy"), "--device", "cpu"]
@@ -102,10 +104,11 @@ def test_the_command_and_predict_tiled_plan_a_volume_alike(tmp_path, tiny_model_
     with SegyReader(segy_file) as reader, pytest.raises(Planned):
         predict_tiled(model, reader, **options)
     with pytest.raises(Planned):
-        predict_tiled(model, np.zeros((6, 5, 40), np.float32), **options)
+        predict_tiled(model, small_volume, **options)  # what segy_file holds
     command_plan, *library_plans = handed_plans
     assert library_plans == [command_plan, command_plan]
-    assert command_plan.mode.class_index == 1 and command_plan.grids[0].shape == (40, 6)
+    time_by_inline = (small_volume.shape[2], small_volume.shape[0])  # a crossline section as the model sees it
+    assert command_plan.mode.class_index == 1 and command_plan.grids[0].shape == time_by_inline
     assert not (tmp_path / "faults.npy").exists()
 
 
