@@ -19,6 +19,8 @@ from .models import (
     GeoFMImageProcessor,
     GeoUNetConfig,
     GeoUNetForSemanticSegmentation,
+    SECTION_TASK,
+    SectionSegmentationPipeline,
     build_segmenter,
     get_task,
     segmenter_config,

