@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
 import pytest
-import segyio
 from PIL import Image, TiffImagePlugin, TiffTags
 
 import geofm_hf.data.sources  # noqa: F401  (registers the readers)
@@ -162,25 +162,15 @@ def test_png_pairs_reject_colour_labels_orphans_and_shape_mismatch(tmp_path):
 # --- segy --------------------------------------------------------------------------------------------------------
 
 
-def write_segy(
-    path: Path, cube: np.ndarray, inline_sorted: bool = True, same_headers: bool = False, first_inline: int = 100
-) -> None:
-    """Write an IEEE-float SEG-Y of an (inline, crossline, sample) cube."""
-    n_inline, n_crossline, n_samples = cube.shape
-    spec = segyio.spec()
-    spec.format = 5
-    sorting = segyio.TraceSortingFormat
-    spec.sorting = sorting.INLINE_SORTING if inline_sorted else sorting.CROSSLINE_SORTING
-    spec.samples = list(range(n_samples))
-    spec.ilines = list(range(first_inline, first_inline + n_inline))
-    spec.xlines = list(range(7, 7 + n_crossline))
-    order = np.ndindex(n_inline, n_crossline) if inline_sorted else ((i, j) for j in range(n_crossline)
-                                                                     for i in range(n_inline))
-    with segyio.create(str(path), spec) as handle:
-        for trace, (i, j) in enumerate(order):
-            lines = (100, 7) if same_headers else (first_inline + i, 7 + j)
-            handle.header[trace] = {segyio.TraceField.INLINE_3D: lines[0], segyio.TraceField.CROSSLINE_3D: lines[1]}
-            handle.trace[trace] = cube[i, j]
+@pytest.fixture
+def write_cube(write_segy):
+    """``write_segy`` on this module's grid for ``cube``: inlines 100, 101, 102 and crosslines 7..10."""
+    return functools.partial(write_segy, inlines=range(100, 103), crosslines=range(7, 11))
+
+
+def crossline_sorted(cube: np.ndarray) -> list[tuple[int, int]]:
+    """Grid positions crossline by crossline: the trace order of a crossline-sorted file."""
+    return [(i, j) for j in range(cube.shape[1]) for i in range(cube.shape[0])]
 
 
 @pytest.fixture
@@ -189,8 +179,8 @@ def cube() -> np.ndarray:
 
 
 @pytest.mark.parametrize("inline_sorted", [True, False])
-def test_segy_sections_match_the_cube_along_both_axes(tmp_path, cube, inline_sorted):
-    write_segy(tmp_path / "seis.sgy", cube, inline_sorted)
+def test_segy_sections_match_the_cube_along_both_axes(tmp_path, cube, inline_sorted, write_cube):
+    write_cube(tmp_path / "seis.sgy", cube, order=None if inline_sorted else crossline_sorted(cube))
     labels = (np.arange(cube.size).reshape(cube.shape) % 6).astype(np.uint8)
     np.save(tmp_path / "facies.npy", labels)
     sections = read("segy", tmp_path, FACIES, label="facies.npy")["train"]
@@ -206,9 +196,9 @@ def test_segy_sections_match_the_cube_along_both_axes(tmp_path, cube, inline_sor
     np.testing.assert_array_equal(only["train"][5].image, cube[1:3, 2, 0:4].T)
 
 
-def test_segy_streams_one_section_at_a_time(tmp_path, cube, monkeypatch):
-    write_segy(tmp_path / "seis.sgy", cube)
-    write_segy(tmp_path / "fault.sgy", (cube > 0.5).astype(np.float32) * 0.9)
+def test_segy_streams_one_section_at_a_time(tmp_path, cube, monkeypatch, write_cube):
+    write_cube(tmp_path / "seis.sgy", cube)
+    write_cube(tmp_path / "fault.sgy", (cube > 0.5).astype(np.float32) * 0.9)
     reads = []
     original = SegyReader.read_section
 
@@ -226,13 +216,14 @@ def test_segy_streams_one_section_at_a_time(tmp_path, cube, monkeypatch):
     assert len(reads) == 4
 
 
-def test_segy_without_line_numbers_is_refused_naming_the_header_bytes(tmp_path, cube):
-    write_segy(tmp_path / "seis.sgy", cube, same_headers=True)  # every trace says inline 100, crossline 7
+def test_segy_without_line_numbers_is_refused_naming_the_header_bytes(tmp_path, cube, write_cube):
+    same_numbers = [(100, 7)] * (cube.shape[0] * cube.shape[1])  # every trace says inline 100, crossline 7
+    write_cube(tmp_path / "seis.sgy", cube, pairs=same_numbers)
     np.save(tmp_path / "labels.npy", np.zeros(cube.shape, np.uint8))
     with pytest.raises(ValueError, match=r"Label .*labels.npy has shape \(3, 4, 6\) but its image .*seis.sgy has "
                                          r"\(1, 12, 6\)"):
         read("segy", tmp_path, FACIES, label="labels.npy")
-    write_segy(tmp_path / "seis.sgy", cube)
+    write_cube(tmp_path / "seis.sgy", cube)
     with pytest.raises(ValueError, match=r"seis.sgy: 8 traces repeat .*--iline-byte"):
         read("segy", tmp_path, FACIES, label="labels.npy", iline_byte=9)  # field record numbers: all 0 here
     options = dict(label="labels.npy", ignore_geometry="true", shape="3,4")  # no longer needed: headers say it all
@@ -240,21 +231,21 @@ def test_segy_without_line_numbers_is_refused_naming_the_header_bytes(tmp_path, 
         read_source("segy", FACIES, tmp_path, options)
 
 
-def test_segy_labels_on_another_grid_are_refused(tmp_path, cube):
-    write_segy(tmp_path / "seis.sgy", cube)
-    write_segy(tmp_path / "labels.sgy", np.zeros_like(cube), first_inline=200)
+def test_segy_labels_on_another_grid_are_refused(tmp_path, cube, write_cube):
+    write_cube(tmp_path / "seis.sgy", cube)
+    write_cube(tmp_path / "labels.sgy", np.zeros_like(cube), inlines=range(200, 203))
     with pytest.raises(ValueError, match=r"labels.sgy: its inline numbers differ from those of .*seis.sgy"):
         read("segy", tmp_path, FACIES, image="seis.sgy", label="labels.sgy")
 
 
-def test_segy_bad_inputs_name_the_file(tmp_path, cube):
+def test_segy_bad_inputs_name_the_file(tmp_path, cube, write_cube):
     (tmp_path / "broken.sgy").write_bytes(b"not a segy file" * 300)
     np.save(tmp_path / "labels.npy", np.zeros(cube.shape, np.uint8))
     with pytest.raises(ValueError, match="broken.sgy: cannot read as big-endian SEG-Y"):
         read("segy", tmp_path, FACIES, label="labels.npy")
     (tmp_path / "broken.sgy").unlink()
     cube[2, 1, 3] = np.nan
-    write_segy(tmp_path / "seis.sgy", cube)
+    write_cube(tmp_path / "seis.sgy", cube)
     with pytest.raises(ValueError, match=r"seis.sgy, inline section 2: 1 NaN or Inf .* trace 9 \(inline 102, "
                                          r"crossline 8\), sample 3"):
         read("segy", tmp_path, FACIES, label="labels.npy", axis="inline")
@@ -270,8 +261,8 @@ def test_segy_bad_inputs_name_the_file(tmp_path, cube):
         read("segy", tmp_path, FAULT, label="labels.npy", iline_byte=2)
 
 
-def test_segy_dat_labels_are_the_grid_with_samples_fastest(tmp_path, cube):
-    write_segy(tmp_path / "seis.sgy", cube, inline_sorted=False)
+def test_segy_dat_labels_are_the_grid_with_samples_fastest(tmp_path, cube, write_cube):
+    write_cube(tmp_path / "seis.sgy", cube, order=crossline_sorted(cube))
     labels = (np.arange(cube.size).reshape(cube.shape) % 6).astype(np.float32)
     labels.tofile(tmp_path / "facies.dat")  # (inline, crossline, sample), C order: N1,N2,N3 = 6,4,3 in F order
     sections = read("segy", tmp_path, FACIES, image="seis.sgy", label="facies.dat", axis="crossline")["train"]

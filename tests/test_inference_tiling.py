@@ -11,32 +11,9 @@ import geofm_hf
 from geofm_hf.inference import TileGrid, predict_tiled, window_weights
 from geofm_hf.inference.blending import BLEND_WINDOWS
 from geofm_hf.io import ArrayReader
+from stand_ins import CoordinateModel, stand_in_config, unique_values
 
 BLENDS = sorted(BLEND_WINDOWS)
-
-
-def stand_in_config(num_labels=2, pad_multiple=1, in_channels=1):
-    return types.SimpleNamespace(
-        num_labels=num_labels,
-        in_channels=in_channels,
-        pad_multiple=pad_multiple,
-        id2label={i: f"class{i}" for i in range(num_labels)},
-        task=None,
-    )
-
-
-class CoordinateModel(nn.Module):
-    """Softmax probabilities (x, 1 - x) for input x in (0, 1): the output gives back the input, so a volume of
-    values unique to each position shows exactly where every tile's prediction lands."""
-
-    def __init__(self, pad_multiple=1):
-        super().__init__()
-        self.config = stand_in_config(pad_multiple=pad_multiple)
-        self.tile_shapes = []
-
-    def forward(self, pixel_values):
-        self.tile_shapes.extend(tuple(t.shape[-2:]) for t in pixel_values)
-        return types.SimpleNamespace(logits=torch.cat([pixel_values.log(), (1 - pixel_values).log()], dim=1))
 
 
 class ConvModel(nn.Module):
@@ -73,32 +50,9 @@ class ConstantModel(nn.Module):
         return types.SimpleNamespace(logits=torch.cat([100 * ones, -100 * ones], dim=1))
 
 
-def tiny_config(**kwargs):
-    return geofm_hf.GeoFMConfig.for_task(
-        "fault",
-        backbone="dinov2-small",
-        decoder="linear",
-        backbone_overrides=dict(hidden_size=32, num_hidden_layers=4, num_attention_heads=2),
-        **kwargs,
-    )
-
-
-@pytest.fixture(scope="module")
-def tiny_model():
-    torch.manual_seed(0)
-    return geofm_hf.GeoFMForSemanticSegmentation(tiny_config()).eval()
-
-
 @pytest.fixture(scope="module")
 def processor():
     return geofm_hf.GeoFMImageProcessor()
-
-
-def unique_values(shape, seed=0):
-    """Values in (0.05, 0.95), a different one at every position."""
-    count = int(np.prod(shape))
-    values = 0.05 + 0.9 * (np.random.default_rng(seed).permutation(count) + 0.5) / count
-    return values.reshape(shape).astype(np.float32)
 
 
 def border_and_interior_jumps(values, grid, margin=4):
@@ -203,32 +157,35 @@ def test_sections_smaller_than_model_minimum_are_reflect_padded():
 
 
 def test_labels_and_one_class(tiny_model, processor):
+    model = tiny_model()
     section = np.random.default_rng(1).standard_normal((40, 90)).astype(np.float32)
     settings = dict(tile=28, processor=processor, progress=False)
-    probabilities = predict_tiled(tiny_model, section, **settings)
-    labels = predict_tiled(tiny_model, section, output="labels", **settings)
-    fault = predict_tiled(tiny_model, section, output_class="fault", **settings)
+    probabilities = predict_tiled(model, section, **settings)
+    labels = predict_tiled(model, section, output="labels", **settings)
+    fault = predict_tiled(model, section, output_class="fault", **settings)
     assert labels.dtype == np.uint8 and labels.shape == (40, 90)
     np.testing.assert_array_equal(labels, probabilities.argmax(0))
     np.testing.assert_array_equal(fault, probabilities[1])
     np.testing.assert_allclose(probabilities.sum(0), 1.0, rtol=1e-5)
     with pytest.raises(ValueError, match="not one of the model's classes"):
-        predict_tiled(tiny_model, section, output_class="salt", **settings)
+        predict_tiled(model, section, output_class="salt", **settings)
 
 
 def test_equals_whole_image_forward_when_it_fits_one_tile(tiny_model, processor):
+    model = tiny_model()
     section = np.random.default_rng(2).standard_normal((40, 61)).astype(np.float32)
     pixel_values = torch.from_numpy(processor.normalize(section, processor.amplitude_stats(section)))[None, None]
     with torch.no_grad():
-        expected = tiny_model(pixel_values=pixel_values).logits.softmax(dim=1)[0].numpy()
+        expected = model(pixel_values=pixel_values).logits.softmax(dim=1)[0].numpy()
     for tile in (None, (40, 61)):  # default tile (the task's 896) shrinks to the section
-        result = predict_tiled(tiny_model, section, tile=tile, processor=processor, progress=False)
+        result = predict_tiled(model, section, tile=tile, processor=processor, progress=False)
         np.testing.assert_allclose(result, expected, atol=1e-5)
 
 
 def test_deterministic(tiny_model, processor):
+    model = tiny_model()
     section = np.random.default_rng(3).standard_normal((50, 80)).astype(np.float32)
-    first, second = (predict_tiled(tiny_model, section, tile=28, processor=processor, progress=False) for _ in range(2))
+    first, second = (predict_tiled(model, section, tile=28, processor=processor, progress=False) for _ in range(2))
     np.testing.assert_array_equal(first, second)
 
 
@@ -251,11 +208,12 @@ def test_no_seams_with_a_translation_equivariant_model():
 
 
 def test_no_seams_with_the_real_model(tiny_model, processor):
+    model = tiny_model()
     constant = np.ones((64, 200), np.float32)
     grid = TileGrid.plan(constant.shape, 42, 0.25, min_size=14)
     ratio = {}
     for blend in BLENDS:
-        tiled = predict_tiled(tiny_model, constant, tile=42, blend=blend, processor=processor, progress=False)[1]
+        tiled = predict_tiled(model, constant, tile=42, blend=blend, processor=processor, progress=False)[1]
         at_borders, elsewhere = border_and_interior_jumps(tiled, grid)
         ratio[blend] = at_borders / elsewhere
     assert ratio["gaussian"] <= 1.0 and ratio["cosine"] <= 1.0

@@ -6,14 +6,13 @@ Each file goes through the readers ``geofm dataset`` uses (the registered source
 
 from __future__ import annotations
 
+import functools
 import logging
 from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-import segyio
-import torch
 
 import geofm_hf
 import geofm_hf.data.sources  # noqa: F401  (registers the readers)
@@ -39,19 +38,10 @@ def write_f_order_dat(path: Path, array: np.ndarray, dtype: str = ">f4") -> None
     array.ravel(order="F").astype(dtype).tofile(path)
 
 
-def write_segy(path: Path, volume: np.ndarray, order: list[tuple[int, int]], endian: str = "big", pairs=None) -> Path:
-    """SEG-Y of ``volume`` with traces in ``order`` (grid positions), line numbers from ``pairs`` or the grid."""
-    spec = segyio.spec()
-    spec.format, spec.endian, spec.samples, spec.tracecount = 5, endian, np.arange(SAMPLES) * 4.0, len(order)
-    with segyio.create(str(path), spec) as handle:
-        for trace, (i, j) in enumerate(order):
-            inline, crossline = pairs[trace] if pairs is not None else (INLINES[i], CROSSLINES[j])
-            handle.header[trace] = {
-                segyio.TraceField.INLINE_3D: int(inline),
-                segyio.TraceField.CROSSLINE_3D: int(crossline),
-            }
-            handle.trace[trace] = volume[i, j]
-    return path
+@pytest.fixture
+def write_cube(write_segy):
+    """``write_segy`` on this module's grid (inlines 20.., crosslines 300, 302, ...)."""
+    return functools.partial(write_segy, inlines=INLINES, crosslines=CROSSLINES)
 
 
 def shuffled_grid(seed: int = 0) -> list[tuple[int, int]]:
@@ -89,13 +79,13 @@ def assert_same_sections(*readings: dict) -> None:
             np.testing.assert_array_equal(other[key], first[key], err_msg=str(key))
 
 
-def test_dat_npy_and_unsorted_segy_read_alike_in_both_paths(tmp_path, volume):
+def test_dat_npy_and_unsorted_segy_read_alike_in_both_paths(tmp_path, volume, write_cube):
     labels = np.zeros(volume.shape, np.uint8)
     write_f_order_dat(tmp_path / "seis.dat", volume.T)  # (N1, N2, N3) = (time, crossline, inline)
     write_f_order_dat(tmp_path / "fault.dat", labels.T, "i1")
     np.save(tmp_path / "train_seismic.npy", volume)
     np.save(tmp_path / "train_labels.npy", labels)
-    write_segy(tmp_path / "shuffled.sgy", volume, shuffled_grid())
+    write_cube(tmp_path / "shuffled.sgy", volume, order=shuffled_grid())
     dat = dict(shape=f"{SAMPLES},{len(CROSSLINES)},{len(INLINES)}", byte_order="big")
 
     assert_same_sections(
@@ -120,8 +110,8 @@ def test_f_order_dat_matches_the_documented_formula(tmp_path, volume):
     )
 
 
-def test_little_endian_segy_reads_alike_in_both_paths(tmp_path, volume):
-    write_segy(tmp_path / "little.sgy", volume, shuffled_grid(1), endian="little")
+def test_little_endian_segy_reads_alike_in_both_paths(tmp_path, volume, write_cube):
+    write_cube(tmp_path / "little.sgy", volume, order=shuffled_grid(1), endian="little")
     np.save(tmp_path / "labels.npy", np.zeros(volume.shape, np.uint8))
     with pytest.raises(ValueError, match="little.sgy: cannot read as big-endian SEG-Y.*byte_order="):
         open_input(tmp_path / "little.sgy")
@@ -133,11 +123,11 @@ def test_little_endian_segy_reads_alike_in_both_paths(tmp_path, volume):
     )
 
 
-def test_duplicate_traces_are_refused_by_both_paths(tmp_path, volume):
+def test_duplicate_traces_are_refused_by_both_paths(tmp_path, volume, write_cube):
     order = shuffled_grid()
     pairs = [(INLINES[i], CROSSLINES[j]) for i, j in order]
     pairs[5] = pairs[1]
-    write_segy(tmp_path / "dup.sgy", volume, order, pairs=pairs)
+    write_cube(tmp_path / "dup.sgy", volume, order=order, pairs=pairs)
     np.save(tmp_path / "labels.npy", np.zeros(volume.shape, np.uint8))
     message = r"dup.sgy: 1 traces repeat .* trace 5 \(inline \d+, crossline \d+\) repeats trace 1.*--iline-byte"
     with pytest.raises(ValueError, match=message):
@@ -146,9 +136,9 @@ def test_duplicate_traces_are_refused_by_both_paths(tmp_path, volume):
         SOURCES["segy"].reader(tmp_path, FAULT, image="dup.sgy", label="labels.npy")
 
 
-def test_missing_traces_are_filled_and_reported_by_both_paths(tmp_path, volume, caplog):
+def test_missing_traces_are_filled_and_reported_by_both_paths(tmp_path, volume, caplog, write_cube):
     missing = {(1, 2), (3, 0)}
-    write_segy(tmp_path / "holes.sgy", volume, [p for p in shuffled_grid() if p not in missing])
+    write_cube(tmp_path / "holes.sgy", volume, order=[p for p in shuffled_grid() if p not in missing])
     np.save(tmp_path / "labels.npy", np.zeros(volume.shape, np.uint8))
     expected = volume.copy()
     for i, j in missing:
@@ -177,31 +167,13 @@ def test_options_that_do_not_apply_are_refused(tmp_path, volume):
 # --- the commands ------------------------------------------------------------------------------------------------
 
 
-def tiny_config():
-    return geofm_hf.GeoFMConfig.for_task(
-        "fault",
-        backbone="dinov2-small",
-        decoder="linear",
-        backbone_overrides=dict(hidden_size=32, num_hidden_layers=4, num_attention_heads=2),
-    )
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("model")
-    torch.manual_seed(0)
-    geofm_hf.GeoFMForSemanticSegmentation(tiny_config()).save_pretrained(folder)
-    geofm_hf.GeoFMImageProcessor().save_pretrained(folder)
-    return folder
-
-
 def _predicted_directly(model_dir: Path, data: np.ndarray, **settings) -> np.ndarray:
     model = geofm_hf.GeoFMForSemanticSegmentation.from_pretrained(model_dir)
     processor = geofm_hf.GeoFMImageProcessor.from_pretrained(model_dir)
     return predict_tiled(model, data, processor=processor, progress=False, device="cpu", **settings)
 
 
-def test_the_same_dat_flags_work_in_dataset_and_predict(tmp_path, volume, model_dir):
+def test_the_same_dat_flags_work_in_dataset_and_predict(tmp_path, volume, tiny_model_dir):
     write_f_order_dat(tmp_path / "seis.dat", volume.T)
     write_f_order_dat(tmp_path / "fault.dat", np.zeros(volume.shape, np.float32).T)
     layout = ["--shape", f"{SAMPLES},{len(CROSSLINES)},{len(INLINES)}", "--order", "F", "--byte-order", "big"]
@@ -214,20 +186,20 @@ def test_the_same_dat_flags_work_in_dataset_and_predict(tmp_path, volume, model_
     assert_same_sections(expected_sections(volume), converted)
 
     target = tmp_path / "faults.npy"
-    arguments = [str(model_dir), str(tmp_path / "seis.dat"), str(target), "--tile", "14", "--device", "cpu"]
+    arguments = [str(tiny_model_dir), str(tmp_path / "seis.dat"), str(target), "--tile", "14", "--device", "cpu"]
     assert main(["predict", *arguments, *layout, "--output", "probabilities", "--class", "fault"]) == 0
-    expected = _predicted_directly(model_dir, volume, tile=14, output_class="fault")
+    expected = _predicted_directly(tiny_model_dir, volume, tile=14, output_class="fault")
     np.testing.assert_allclose(np.load(target), expected, atol=1e-6)
 
 
-def test_2d_f_order_dat_is_predicted_correctly(tmp_path, model_dir):
+def test_2d_f_order_dat_is_predicted_correctly(tmp_path, tiny_model_dir):
     section = np.random.default_rng(1).standard_normal((30, 44)).astype(np.float32)  # (time, trace)
     write_f_order_dat(tmp_path / "line.dat", section)
     target = tmp_path / "line.dat.out.dat"
-    arguments = ["predict", str(model_dir), str(tmp_path / "line.dat"), str(target), "--tile", "28"]
+    arguments = ["predict", str(tiny_model_dir), str(tmp_path / "line.dat"), str(target), "--tile", "28"]
     options = ["--shape", "30,44", "--byte-order", "big", "--output", "probabilities", "--class", "fault"]
     assert main([*arguments, *options, "--device", "cpu"]) == 0
-    expected = _predicted_directly(model_dir, section, tile=28, output_class="fault")
+    expected = _predicted_directly(tiny_model_dir, section, tile=28, output_class="fault")
     # The .dat output keeps the input's convention: little-endian float32, time fastest (order F).
     stored = open_input(target, shape="30,44")
     np.testing.assert_allclose(stored, expected, atol=1e-6)

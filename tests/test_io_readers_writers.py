@@ -1,88 +1,27 @@
 """Survey readers and writers: SEG-Y geometry and headers round trip, .npy/.dat streaming, bad input."""
 
+import functools
 import os
-import types
 
 import numpy as np
 import pytest
 import segyio
-import torch
 from PIL import Image
-from torch import nn
 
-import geofm_hf
+from geofm_hf import GeoFMForSemanticSegmentation
 from geofm_hf.inference import predict_tiled
 from geofm_hf.io import MappedArray, SegyReader, arrays, create_output, map_npy, open_input, section_key
+from stand_ins import CoordinateModel, unique_values
 
 INLINES = np.arange(100, 106)
 CROSSLINES = np.arange(500, 518, 2)
-SAMPLE_INTERVAL_US = 4000
-TF = segyio.TraceField
+IBM_FLOAT = 1  # SEG-Y sample format code: the format of most legacy surveys
 
 
-class CoordinateModel(nn.Module):
-    """Softmax probabilities (x, 1 - x) for input x in (0, 1): the prediction gives back the input."""
-
-    def __init__(self):
-        super().__init__()
-        self.config = types.SimpleNamespace(
-            num_labels=2, in_channels=1, pad_multiple=1, id2label={0: "class0", 1: "class1"}, task=None
-        )
-
-    def forward(self, pixel_values):
-        return types.SimpleNamespace(logits=torch.cat([pixel_values.log(), (1 - pixel_values).log()], dim=1))
-
-
-def unique_values(shape, seed=0):
-    """Values in (0.05, 0.95), a different one at every position."""
-    count = int(np.prod(shape))
-    values = 0.05 + 0.9 * (np.random.default_rng(seed).permutation(count) + 0.5) / count
-    return values.reshape(shape).astype(np.float32)
-
-
-def tiny_config(**kwargs):
-    return geofm_hf.GeoFMConfig.for_task(
-        "fault",
-        backbone="dinov2-small",
-        decoder="linear",
-        backbone_overrides=dict(hidden_size=32, num_hidden_layers=4, num_attention_heads=2),
-        **kwargs,
-    )
-
-
-def write_segy(path, cube, order=None, pairs=None, sample_format=1):
-    """A small SEG-Y with inline/crossline numbers, CDP coordinates and sample interval in every trace header.
-
-    Args:
-        cube: (inlines, crosslines, samples) values.
-        order: the (inline index, crossline index) of each trace in file order (default: inline-sorted, all traces).
-        pairs: header (inline, crossline) numbers per trace overriding the grid's (for duplicates).
-    """
-    order = [(i, j) for i in range(cube.shape[0]) for j in range(cube.shape[1])] if order is None else order
-    spec = segyio.spec()
-    spec.format = sample_format
-    spec.samples = np.arange(cube.shape[2]) * SAMPLE_INTERVAL_US / 1000.0
-    spec.tracecount = len(order)
-    with segyio.create(path, spec) as f:
-        f.text[0] = segyio.tools.create_text_header({1: "GEOFM TEST CUBE", 2: "INLINE BYTE 189 CROSSLINE BYTE 193"})
-        f.bin.update({segyio.BinField.Interval: SAMPLE_INTERVAL_US, segyio.BinField.JobID: 42})
-        for trace, (i, j) in enumerate(order):
-            inline, crossline = pairs[trace] if pairs is not None else (INLINES[i], CROSSLINES[j])
-            f.header[trace] = {
-                TF.INLINE_3D: int(inline),
-                TF.CROSSLINE_3D: int(crossline),
-                TF.CDP_X: 1000 * int(inline),
-                TF.CDP_Y: 10 * int(crossline),
-                TF.SourceGroupScalar: -10,
-                TF.TRACE_SAMPLE_INTERVAL: SAMPLE_INTERVAL_US,
-            }
-            f.trace[trace] = cube[i, j]
-    return path
-
-
-def read_traces(path):
-    with segyio.open(path, ignore_geometry=True) as f:
-        return f.trace.raw[:], [dict(f.header[t]) for t in range(f.tracecount)], dict(f.bin), f.text[0]
+@pytest.fixture
+def write_cube(write_segy):
+    """``write_segy`` on this module's grid (inlines 100.., crosslines 500, 502, ...), in IBM floats unless told."""
+    return functools.partial(write_segy, inlines=INLINES, crosslines=CROSSLINES, sample_format=IBM_FLOAT)
 
 
 @pytest.fixture
@@ -91,8 +30,8 @@ def cube():
 
 
 @pytest.mark.parametrize("axis", ["inline", "crossline", "time"])
-def test_segy_round_trip_keeps_headers_and_geometry(tmp_path, cube, axis):
-    source = write_segy(str(tmp_path / "in.sgy"), cube)
+def test_segy_round_trip_keeps_headers_and_geometry(tmp_path, cube, axis, write_cube, read_segy_traces):
+    source = write_cube(str(tmp_path / "in.sgy"), cube)
     with SegyReader(source) as reader:
         assert reader.shape == cube.shape
         np.testing.assert_array_equal(reader.axis_values(0), INLINES)
@@ -100,8 +39,8 @@ def test_segy_round_trip_keeps_headers_and_geometry(tmp_path, cube, axis):
         np.testing.assert_array_equal(reader.axis_values(2), np.arange(24) * 4.0)
         with create_output(tmp_path / "out.sgy", cube.shape, np.float32, template=reader) as out:
             predict_tiled(CoordinateModel(), reader, tile=8, axis=axis, output_class=0, out=out, progress=False)
-    data_in, headers_in, binary_in, text_in = read_traces(source)
-    data_out, headers_out, binary_out, text_out = read_traces(str(tmp_path / "out.sgy"))
+    data_in, headers_in, binary_in, text_in = read_segy_traces(source)
+    data_out, headers_out, binary_out, text_out = read_segy_traces(str(tmp_path / "out.sgy"))
     assert binary_in[segyio.BinField.Format] == 1 and binary_out[segyio.BinField.Format] == 5
     assert {k: v for k, v in binary_out.items() if k != segyio.BinField.Format} == {
         k: v for k, v in binary_in.items() if k != segyio.BinField.Format
@@ -110,20 +49,20 @@ def test_segy_round_trip_keeps_headers_and_geometry(tmp_path, cube, axis):
     np.testing.assert_allclose(data_out, data_in, rtol=1e-5)  # the stand-in model returns its input
 
 
-def test_segy_labels_output(tmp_path, cube):
-    source = write_segy(str(tmp_path / "in.sgy"), cube)
+def test_segy_labels_output(tmp_path, cube, write_cube, read_segy_traces):
+    source = write_cube(str(tmp_path / "in.sgy"), cube)
     with SegyReader(source) as reader:
         with create_output(tmp_path / "labels.sgy", cube.shape, np.uint8, template=reader) as out:
             predict_tiled(CoordinateModel(), reader, tile=8, output="labels", out=out, progress=False)
-    data_out = read_traces(str(tmp_path / "labels.sgy"))[0]
+    data_out = read_segy_traces(str(tmp_path / "labels.sgy"))[0]
     np.testing.assert_array_equal(data_out, (cube < 0.5).reshape(-1, 24).astype(np.float32))
 
 
-def test_segy_unsorted_with_missing_traces(tmp_path, cube, caplog):
+def test_segy_unsorted_with_missing_traces(tmp_path, cube, caplog, write_cube, read_segy_traces):
     grid = [(i, j) for i in range(cube.shape[0]) for j in range(cube.shape[1])]
     missing = [(2, 3), (5, 0)]
     order = [grid[k] for k in np.random.default_rng(0).permutation(len(grid)) if grid[k] not in missing]
-    source = write_segy(str(tmp_path / "shuffled.sgy"), cube, order=order)
+    source = write_cube(str(tmp_path / "shuffled.sgy"), cube, order=order)
     with SegyReader(source) as reader:
         assert reader.shape == cube.shape
         assert "2 of 54 (inline, crossline) grid positions have no trace" in caplog.text
@@ -132,31 +71,31 @@ def test_segy_unsorted_with_missing_traces(tmp_path, cube, caplog):
         np.testing.assert_array_equal(np.delete(inline, 3, axis=0), np.delete(cube[2], 3, axis=0))
         with create_output(tmp_path / "out.sgy", cube.shape, np.float32, template=reader) as out:
             predict_tiled(CoordinateModel(), reader, tile=8, axis="crossline", output_class=0, out=out, progress=False)
-    data_out, headers_out = read_traces(str(tmp_path / "out.sgy"))[:2]
-    assert headers_out == read_traces(source)[1]
+    data_out, headers_out = read_segy_traces(str(tmp_path / "out.sgy"))[:2]
+    assert headers_out == read_segy_traces(source)[1]
     np.testing.assert_allclose(data_out, np.stack([cube[i, j] for i, j in order]), rtol=1e-5)
 
 
-def test_segy_2d_line_without_3d_numbers(tmp_path, cube):
+def test_segy_2d_line_without_3d_numbers(tmp_path, cube, write_cube):
     line = cube[0]
-    source = write_segy(str(tmp_path / "line.sgy"), line[None], pairs=[(0, 0)] * len(line))
+    source = write_cube(str(tmp_path / "line.sgy"), line[None], pairs=[(0, 0)] * len(line))
     with SegyReader(source) as reader:
         assert reader.shape == (1, len(line), 24)
         np.testing.assert_array_equal(reader.read_section(0, 0), line)
 
 
-def test_segy_duplicate_traces_are_refused(tmp_path, cube):
+def test_segy_duplicate_traces_are_refused(tmp_path, cube, write_cube):
     pairs = [(INLINES[i], CROSSLINES[j]) for i in range(6) for j in range(9)]
     pairs[7] = pairs[2]
-    source = write_segy(str(tmp_path / "dup.sgy"), cube, pairs=pairs)
+    source = write_cube(str(tmp_path / "dup.sgy"), cube, pairs=pairs)
     message = r"dup.sgy: 1 traces repeat .* trace 7 \(inline 100, crossline 504\) repeats trace 2"
     with pytest.raises(ValueError, match=message):
         SegyReader(source)
 
 
-def test_nan_samples_are_refused_naming_where(tmp_path, cube):
+def test_nan_samples_are_refused_naming_where(tmp_path, cube, write_cube):
     cube[3, 4, 17] = np.nan
-    source = write_segy(str(tmp_path / "nan.sgy"), cube, sample_format=5)
+    source = write_cube(str(tmp_path / "nan.sgy"), cube, sample_format=5)  # IBM floats hold no NaN
     message = r"nan.sgy, inline section 3: 1 NaN or Inf .* trace 31 \(inline 103, crossline 508\), sample 17 \(t = 68\)"
     with SegyReader(source) as reader, pytest.raises(ValueError, match=message):
         predict_tiled(CoordinateModel(), reader, tile=8, progress=False)
@@ -166,8 +105,8 @@ def test_nan_samples_are_refused_naming_where(tmp_path, cube):
         predict_tiled(CoordinateModel(), section, tile=8, progress=False)
 
 
-def test_model_with_the_wrong_channel_count_is_refused(tmp_path):
-    model = geofm_hf.GeoFMForSemanticSegmentation(tiny_config(in_channels=3))
+def test_model_with_the_wrong_channel_count_is_refused(tmp_path, tiny_config):
+    model = GeoFMForSemanticSegmentation(tiny_config(in_channels=3))
     path = tmp_path / "cube.npy"
     np.save(path, unique_values((3, 20, 20)))
     reader = open_input(path)
