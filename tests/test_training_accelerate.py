@@ -54,7 +54,7 @@ def test_two_cpu_processes_train_together(tmp_path):
         "--num_machines",
         "1",
         "--mixed_precision",
-        "no",
+        "bf16",
         "--dynamo_backend",
         "no",
         "--main_process_port",
@@ -70,6 +70,8 @@ def test_two_cpu_processes_train_together(tmp_path):
     log = completed.stdout + completed.stderr
     assert completed.returncode == 0, log[-4000:]
     assert "distributed_type=DistributedType.MULTI_CPU, num_processes=2" in log
+    # The launcher's precision is honoured (the config leaves it unset) and recorded.
+    assert "mixed_precision=bf16" in log
 
     layout = RunLayout(output)
     state = json.loads(layout.state_file.read_text())
@@ -77,5 +79,6 @@ def test_two_cpu_processes_train_together(tmp_path):
     assert (state["world_size"], state["global_step"], state["steps_per_epoch"]) == (2, 2, 2)
     results = layout.read_run_results()
     assert results["hyperparameters"]["effective_batch_size"] == 4 and results["hyperparameters"]["seed"] == 7
+    assert results["hyperparameters"]["mixed_precision"] == "bf16"
     model = AutoModel.from_pretrained(layout.best_dir)
     assert isinstance(model, geofm_hf.GeoFMForSemanticSegmentation) and model.config.decoder == "mla"

@@ -164,7 +164,15 @@ class TrainingConfig:
     batch_size: int = _help("sections per device and step", default=4)
     eval_batch_size: int | None = _help("sections per device in evaluation (default: batch_size)", default=None)
     gradient_accumulation_steps: int = _help("batches accumulated per optimiser step", default=1)
-    mixed_precision: str = _help("no, bf16 or fp16 (accelerate)", default="no")
+    mixed_precision: str | None = _help(
+        "no, bf16 or fp16; unset: what accelerate is told (accelerate launch --mixed_precision, accelerate config, "
+        "ACCELERATE_MIXED_PRECISION), else no",
+        default=None,
+    )
+    report_to: str | list[str] | None = _help(
+        "experiment trackers accelerate attaches (tensorboard, wandb, mlflow, ..., or all); logs in output_dir/logs",
+        default=None,
+    )
     seed: int = _help("seed of model initialisation, shuffling and augmentation", default=1234)
     augmentation: AugmentationSettings = _help("augmentation settings", default_factory=AugmentationSettings)
     eval_steps: int | None = _help("evaluate on validation every N optimiser steps (default: each epoch)", default=None)
@@ -187,7 +195,7 @@ class TrainingConfig:
         if self.decoder is not None:
             check_decoder_name(self.decoder)
         _check_choice("normalization", self.normalization, NORMALIZATIONS)
-        _check_choice("mixed_precision", self.mixed_precision, MIXED_PRECISION_CHOICES)
+        _check_choice("mixed_precision", self.mixed_precision, MIXED_PRECISION_CHOICES, optional=True)
         _check_choice("adaptation", self.adaptation, ADAPTATIONS)
         _check_choice("lr_scheduler", self.lr_scheduler, LR_SCHEDULERS)
         _check_choice("train_time_clock", self.train_time_clock, TRAIN_TIME_CLOCKS)

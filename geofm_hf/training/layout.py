@@ -15,6 +15,7 @@ test/                     `geofm evaluate`'s output for best/ on the test split:
   confusion_matrix.png, example_<row>.png
 training_curves.png       loss, learning rates and validation scores against the step
 hub/                      (push_to_hub) the repo folder as uploaded: best/ with adapter/
+logs/                     (report_to) the experiment trackers' files, e.g. TensorBoard events
 ```
 
 ``run_results.json`` was called ``eval_results.json`` in earlier versions; that name now only means an evaluation's
@@ -62,6 +63,7 @@ class RunLayout:
     TEST_DIR: ClassVar[str] = "test"
     CURVES_FILE: ClassVar[str] = "training_curves.png"
     HUB_DIR: ClassVar[str] = "hub"
+    TRACKERS_DIR: ClassVar[str] = "logs"
 
     def __post_init__(self) -> None:
         # Accept any path spelling, as output_dir is a string in configs.
@@ -120,6 +122,10 @@ class RunLayout:
     @property
     def hub_dir(self) -> Path:
         return self.root / self.HUB_DIR
+
+    @property
+    def trackers_dir(self) -> Path:
+        return self.root / self.TRACKERS_DIR
 
     # --- checkpoints ---
 

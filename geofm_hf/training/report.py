@@ -54,7 +54,7 @@ def _hyperparameters(run: TrainingRun, state: TrainerState) -> dict[str, Any]:
         "effective_batch_size": config.batch_size * config.gradient_accumulation_steps * world,
         "loss_weights": model_config.loss_weights,
         "class_weights": model_config.class_weights,
-        "mixed_precision": config.mixed_precision,
+        "mixed_precision": run.accelerator.mixed_precision,
         "normalization": config.normalization,
         "augmentation": dataclasses.asdict(config.augmentation),
         **describe_architecture(run.unwrapped).settings,

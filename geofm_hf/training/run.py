@@ -26,6 +26,7 @@ def run_training(run: TrainingRun) -> TrainingResult:
         write_jsonl(run.layout.metrics_file, state.history)
     samples_per_second = train_steps(run, state)
     test_results = finish(run, state, samples_per_second)
+    run.accelerator.end_training()  # closes the trackers' files
     return TrainingResult(run.layout.root, state, test_results, run.unwrapped)
 
 

@@ -27,6 +27,22 @@ logger = get_logger(__name__)
 
 # Parameters that are not weight matrices: no weight decay.
 NO_DECAY_SUFFIXES = ("position_embeddings", "cls_token", "mask_token", "register_tokens")
+TRACKER_PROJECT = "geofm_hf"
+
+
+def tracker_config(config: TrainingConfig) -> dict[str, Any]:
+    """The run's settings as trackers take them: flat keys (``lora.r``), scalars as they are, the rest as text."""
+    flat: dict[str, Any] = {}
+
+    def add(prefix: str, value: Any) -> None:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                add(f"{prefix}{key}.", item)
+        else:
+            flat[prefix.rstrip(".")] = value if isinstance(value, (int, float, str, bool)) else str(value)
+
+    add("", config.to_dict())
+    return flat
 
 
 def check_output_dir(config: TrainingConfig) -> None:
@@ -81,9 +97,12 @@ def prepare_run(config: TrainingConfig) -> TrainingRun:
     """
     check_output_dir(config)
     accelerator = Accelerator(
+        # None lets accelerate decide: `accelerate launch --mixed_precision`, `accelerate config` or its environment.
         mixed_precision=config.mixed_precision,
         gradient_accumulation_steps=config.gradient_accumulation_steps,
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=config.seed),
+        log_with=config.report_to,
+        project_dir=RunLayout(config.output_dir).trackers_dir,
     )
     check_world_size(accelerator)
     logger.info(
@@ -91,6 +110,8 @@ def prepare_run(config: TrainingConfig) -> TrainingRun:
         f"num_processes={accelerator.num_processes}, device={accelerator.device}, "
         f"mixed_precision={accelerator.mixed_precision}"
     )
+    if config.report_to:
+        accelerator.init_trackers(TRACKER_PROJECT, config=tracker_config(config))
     set_seed(config.seed)
     task = get_task(config.task)
     with accelerator.main_process_first():
