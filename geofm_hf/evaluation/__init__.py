@@ -7,8 +7,8 @@
 * :mod:`.plots`: the pictures of an evaluation (confusion matrix, example sections);
 """
 
-from .evaluate import check_same_task, dataset_label_names, evaluate_model, load_model_and_processor, load_split
-from .inference import REQUIRED_COLUMNS, LabelledSections, PadCollator, evaluation_mode, score_batch
+from .evaluate import check_same_task, dataset_label_names, evaluate_model, load_model, load_model_and_processor, load_split
+from .inference import REQUIRED_COLUMNS, LabelledSections, PadCollator, evaluation_mode, resolve_device, score_batch
 from .plots import plot_example
 from .results import CONFUSION_MATRIX_FILE, EVAL_RESULTS_FILE, write_results_json
 
@@ -22,9 +22,11 @@ __all__ = [
     "dataset_label_names",
     "evaluate_model",
     "evaluation_mode",
+    "load_model",
     "load_model_and_processor",
     "load_split",
     "plot_example",
+    "resolve_device",
     "score_batch",
     "write_results_json",
 ]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import pickle
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,8 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import AutoModel
 
+from ..io.checks import check_finite_parameters
+from ..io.weights import NON_FINITE_WEIGHTS_HINT, check_weight_folder
 from ..metrics import ConfusionAccumulator
 from ..models.geofm.image_processing_geofm import GeoFMImageProcessor, check_finite
 from ..models.tasks import TASKS
@@ -249,14 +252,34 @@ def evaluate_model(
 # --- loading -----------------------------------------------------------------------------------------------------
 
 
+def load_model(name_or_path: str) -> nn.Module:
+    """Load a trained model (Hub id or local folder) with ``AutoModel``, refusing unusable weights up front.
+
+    Raises:
+        ValueError: a weight file is truncated or corrupted, holds a pickle that is not plain tensors, or the weights
+            hold NaN or Inf (the message names the file or tensor).
+    """
+    if os.path.isdir(name_or_path):
+        check_weight_folder(name_or_path)
+    try:
+        # The geofm model types are registered with the Auto classes when the geofm_hf package is imported.
+        model = AutoModel.from_pretrained(name_or_path)
+    except pickle.UnpicklingError as error:
+        raise ValueError(
+            f"{name_or_path}: its weights are a Python pickle that is not plain tensors, and loading it could run "
+            "code, so it is refused; save the model with save_pretrained (safetensors) where it is trusted"
+        ) from error
+    check_finite_parameters(model, name_or_path, NON_FINITE_WEIGHTS_HINT)
+    return model
+
+
 def load_model_and_processor(name_or_path: str) -> tuple[nn.Module, GeoFMImageProcessor]:
-    """Load a trained model (Hub id or local folder) and its image processor.
+    """Load a trained model (see :func:`load_model`) and its image processor.
 
     A model saved without a processor gets a default :class:`GeoFMImageProcessor` with the model's input channels,
     and a warning: it is only right if the model was trained with the default normalisation.
     """
-    # The geofm model types are registered with the Auto classes when the geofm_hf package is imported.
-    model = AutoModel.from_pretrained(name_or_path)
+    model = load_model(name_or_path)
     try:
         processor = GeoFMImageProcessor.from_pretrained(name_or_path)
     except OSError:
@@ -306,17 +329,27 @@ def check_same_task(model_config, model_name: str, dataset_labels: Sequence[str]
 
 
 def load_split(name_or_path: str, split: str) -> datasets.Dataset:
-    """One split of a dataset folder or Hub dataset; an unknown split names the splits present."""
+    """One split of a dataset folder or Hub dataset.
+
+    Raises:
+        ValueError: the dataset cannot be read (naming it and why: a missing folder, an unreachable Hub, an empty or
+            damaged split file), has no split ``split`` (naming the splits present), or the split has no rows.
+    """
     import datasets
+    from datasets.exceptions import DatasetGenerationError
 
     try:
         dataset_dict = datasets.load_dataset(name_or_path)
-    except OSError as error:
+    except (OSError, ValueError, DatasetGenerationError) as error:
+        cause = f"; {error.__cause__}" if error.__cause__ is not None else ""
         raise ValueError(
-            f"Cannot load dataset {name_or_path!r}: neither a dataset folder nor a reachable Hub dataset ({error})"
+            f"Cannot load dataset {name_or_path!r}: neither a dataset folder nor a reachable Hub dataset, or a split "
+            f"file of it is empty or damaged ({error}{cause})"
         ) from error
     if split not in dataset_dict:
         raise ValueError(f"Dataset {name_or_path!r} has no split {split!r}; its splits are: {', '.join(dataset_dict)}")
+    if len(dataset_dict[split]) == 0:
+        raise ValueError(f"Dataset {name_or_path!r}: the {split!r} split has no rows, so there is nothing to evaluate")
     return dataset_dict[split]
 
 
@@ -327,6 +360,7 @@ __all__ = [
     "dataset_label_names",
     "evaluate_model",
     "label_names",
+    "load_model",
     "load_model_and_processor",
     "load_split",
 ]

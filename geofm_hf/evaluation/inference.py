@@ -21,6 +21,7 @@ from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import Dataset
 
+from ..io.checks import NON_FINITE_LOGITS_HINT, check_finite_tensor
 from ..metrics import confusion_matrix
 from ..models.geofm.image_processing_geofm import GeoFMImageProcessor
 
@@ -71,6 +72,31 @@ def as_sample(image: np.ndarray, label: np.ndarray) -> dict[str, torch.Tensor]:
         "pixel_values": torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)),
         "labels": torch.from_numpy(np.ascontiguousarray(label, dtype=np.int64)),
     }
+
+
+def resolve_device(requested: str | torch.device | None = None) -> torch.device:
+    """The device to run a model on: ``requested`` (``--device``), or CUDA when available, else the CPU.
+
+    Raises:
+        ValueError: ``requested`` is no device name, or names a device this torch build or machine lacks.
+    """
+    if requested is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(requested)
+    except RuntimeError as error:
+        raise ValueError(f"--device {requested!r}: not a device name ({error}); expected cpu, cuda, cuda:1, mps") from None
+    available = {
+        "cuda": torch.cuda.device_count() if torch.cuda.is_available() else 0,
+        "mps": int(torch.backends.mps.is_available()),
+    }
+    count = available.get(device.type)
+    if count is not None and (device.index or 0) >= count:
+        raise ValueError(
+            f"--device {requested}: this machine's torch {torch.__version__} has {count} {device.type} device(s); "
+            "use --device cpu"
+        )
+    return device
 
 
 @dataclass(frozen=True)
@@ -128,12 +154,17 @@ def predict_sections(model: nn.Module, pixel_values: torch.Tensor, sizes: torch.
 
     Returns:
         `list[torch.Tensor]`: one (height_i, width_i) map of class ids per section, in batch order.
+
+    Raises:
+        ValueError: the logits hold NaN or Inf (an argmax of them would be a made-up prediction).
     """
     own_sizes = [tuple(size) for size in sizes.tolist()]
     maps: list[torch.Tensor | None] = [None] * len(own_sizes)
     for (height, width), indices in _size_groups(own_sizes).items():
         inputs = pixel_values[indices, :, :height, :width]
-        for index, class_ids in zip(indices, model(pixel_values=inputs).logits.argmax(dim=1), strict=True):
+        logits = model(pixel_values=inputs).logits
+        check_finite_tensor(logits, f"the model's logits for the {height} x {width} sections", NON_FINITE_LOGITS_HINT)
+        for index, class_ids in zip(indices, logits.argmax(dim=1), strict=True):
             maps[index] = class_ids
     return maps
 
@@ -185,6 +216,7 @@ __all__ = [
     "as_sample",
     "evaluation_mode",
     "predict_sections",
+    "resolve_device",
     "score_batch",
     "section_confusions",
 ]

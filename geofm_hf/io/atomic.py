@@ -1,26 +1,102 @@
-"""Writing files and folders so that readers never see them half-written: build beside the target, then rename."""
+"""Writing files and folders so that readers never see them half-written: build beside the target, then rename.
+
+Every temporary path is a hidden sibling of its target whose name carries the writer's process id
+(``.<name>.<pid>-<random>.partial``, ``.<name>.tmp-<pid>-<random>``, ``.<name>.old-<pid>-<random>``). An exception,
+Ctrl-C or SIGTERM (see `geofm_hf.cli.errors`) removes it on the way out; after a kill -9, the next write of the same
+target removes what the dead process left (:func:`remove_stale_siblings`).
+"""
 
 from __future__ import annotations
 
 import contextlib
+import glob
+import logging
 import os
+import re
 import secrets
 import shutil
-import tempfile
-import uuid
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+logger = logging.getLogger(__name__)
+
+# A temporary path older than this is stale even if a process of its recorded id runs (ids are reused, and a path
+# on a shared file system may belong to another machine's process).
+STALE_AFTER_SECONDS = 24 * 3600
+_TEMPORARY_KINDS = r"(?:(?P<partial_pid>\d+)-[0-9a-f]+\.partial|(?P<kind>tmp|old)-(?P<pid>\d+)-[0-9a-f]+)"
+
+
+def _temporary_name(target: str | os.PathLike, kind: str) -> str:
+    """A hidden sibling's name for ``target``: ``kind`` is ``partial`` (a file), ``tmp`` (staging) or ``old`` (aside)."""
+    name, tag = os.path.basename(os.path.abspath(target)), f"{os.getpid()}-{secrets.token_hex(4)}"
+    return f".{name}.{tag}.partial" if kind == "partial" else f".{name}.{kind}-{tag}"
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def _remove_path(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def remove_stale_siblings(target: str | os.PathLike) -> list[Path]:
+    """Remove the temporary siblings of ``target`` that a killed writer left (its process is gone, or the path is
+    older than :data:`STALE_AFTER_SECONDS`); those of a running writer are kept, and named in a warning.
+
+    A previous ``target`` folder moved aside by a writer killed before its replacement was renamed in is put back,
+    not removed.
+
+    Returns:
+        `list[Path]`: the paths removed (or put back).
+    """
+    target = Path(os.path.abspath(target))
+    pattern = re.compile(rf"^\.{re.escape(target.name)}\.{_TEMPORARY_KINDS}$")
+    removed = []
+    for path in target.parent.glob(f".{glob.escape(target.name)}.*") if target.parent.is_dir() else ():
+        match = pattern.match(path.name)
+        if match is None:
+            continue
+        pid = int(match.group("partial_pid") or match.group("pid"))
+        try:
+            age = time.time() - path.lstat().st_mtime
+        except FileNotFoundError:
+            continue
+        if pid == os.getpid() and age < STALE_AFTER_SECONDS:
+            continue
+        if _process_alive(pid) and age < STALE_AFTER_SECONDS:
+            logger.warning("%s is being written by process %d; left as it is", path, pid)
+            continue
+        if match.group("kind") == "old" and not target.exists():
+            os.replace(path, target)
+            logger.warning("Restored %s from %s, moved aside by an interrupted earlier run", target, path)
+        else:
+            _remove_path(path)
+            logger.warning("Removed %s, left by an interrupted earlier run (process %d)", path, pid)
+        removed.append(path)
+    return removed
+
 
 def make_temp_path(path: str | os.PathLike) -> str:
-    """Create an empty hidden file next to ``path`` (same file system, so a rename moves it into place atomically).
+    """Create an empty hidden file next to ``path`` (same file system, so a rename moves it into place atomically),
+    after removing what killed writers of ``path`` left there.
 
     Unlike ``tempfile.mkstemp`` (mode 0600) the file gets the permissions the umask gives any new file, which the
     final output keeps.
     """
-    folder, name = os.path.split(os.path.abspath(path))
-    temp_path = os.path.join(folder, f".{name}.{secrets.token_hex(8)}.partial")
+    remove_stale_siblings(path)
+    temp_path = os.path.join(os.path.dirname(os.path.abspath(path)), _temporary_name(path, "partial"))
     os.close(os.open(temp_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
     return temp_path
 
@@ -83,9 +159,15 @@ class AtomicOutput(ABC):
         """Finish and close the temporary file."""
 
     def commit(self) -> None:
-        """Finish the temporary file and rename it to the destination."""
-        self._close()
-        os.replace(self.temp_path, self.path)
+        """Finish the temporary file and rename it to the destination; if either fails, the temporary file is
+        deleted and the destination keeps its previous content."""
+        try:
+            self._close()
+            os.replace(self.temp_path, self.path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.temp_path)
+            raise
 
     def abort(self) -> None:
         """Close and delete the temporary file."""
@@ -99,8 +181,12 @@ class AtomicOutput(ABC):
     def __exit__(self, exc_type, exc, traceback) -> None:
         if exc_type is None:
             self.commit()
-        else:
+            return
+        try:
             self.abort()
+        except Exception:
+            # The error that ended the block is the one to report; the file is gone or will be found stale.
+            logger.warning("Could not remove %s", self.temp_path, exc_info=True)
 
 
 def swap_in_folder(staging: Path, folder: Path) -> None:
@@ -109,15 +195,14 @@ def swap_in_folder(staging: Path, folder: Path) -> None:
     if not folder.exists():
         os.replace(staging, folder)
         return
-    aside = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.old-"))
-    os.replace(folder, aside / folder.name)
+    aside = folder.parent / _temporary_name(folder, "old")
+    os.replace(folder, aside)
     try:
         os.replace(staging, folder)
     except BaseException:
-        os.replace(aside / folder.name, folder)
+        os.replace(aside, folder)
         raise
-    finally:
-        shutil.rmtree(aside, ignore_errors=True)
+    shutil.rmtree(aside, ignore_errors=True)
 
 
 @contextlib.contextmanager
@@ -142,8 +227,9 @@ def staged_folder(folder: str | os.PathLike, overwrite: bool = False) -> Iterato
             f"The output folder {folder} is not empty; use --overwrite (overwrite=True) to replace it"
         )
     folder.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_siblings(folder)
     # Not mkdtemp: its 0700 mode would stick to the published folder.
-    staging = folder.parent / f".{folder.name}.tmp-{uuid.uuid4().hex[:8]}"
+    staging = folder.parent / _temporary_name(folder, "tmp")
     staging.mkdir()
     try:
         yield staging
@@ -153,4 +239,13 @@ def staged_folder(folder: str | os.PathLike, overwrite: bool = False) -> Iterato
         raise
 
 
-__all__ = ["AtomicOutput", "make_temp_path", "refuse_existing", "staged_folder", "swap_in_folder", "write_atomically"]
+__all__ = [
+    "STALE_AFTER_SECONDS",
+    "AtomicOutput",
+    "make_temp_path",
+    "refuse_existing",
+    "remove_stale_siblings",
+    "staged_folder",
+    "swap_in_folder",
+    "write_atomically",
+]

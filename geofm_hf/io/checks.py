@@ -13,6 +13,11 @@ import torch
 
 from ..models.geofm.image_processing_geofm import check_finite
 
+NON_FINITE_LOGITS_HINT = (
+    "The model's output is not usable: its weights are damaged or come from a diverged training, or its precision "
+    "overflowed (run in float32)"
+)
+
 
 def check_finite_tensor(values: torch.Tensor, source: str, hint: str) -> None:
     """:func:`check_finite` for tensors: one reduction where the tensor lives; the copy to the CPU that builds the
@@ -85,4 +90,6 @@ def to_class_ids(
     return ids.astype(np.uint8)
 
 
-__all__ = ["check_finite", "check_finite_parameters", "check_finite_tensor", "to_class_ids"]
+__all__ = [
+    "NON_FINITE_LOGITS_HINT",
+    "check_finite", "check_finite_parameters", "check_finite_tensor", "to_class_ids"]

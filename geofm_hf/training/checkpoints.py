@@ -2,22 +2,31 @@
 
 A checkpoint (``checkpoints/step-N/`` of the run's `RunLayout`) holds Accelerate's ``save_state`` (model, optimiser,
 scheduler, sampler and RNG states of every process) and the trainer state; it is written into a hidden staging folder
-and renamed, so an interrupted save leaves no half-written checkpoint.
+and renamed, so an interrupted save leaves no half-written checkpoint. Resuming requires and checks every part first
+(:func:`verify_checkpoint`): Accelerate itself skips an unreadable RNG state with an INFO line, and the run drifts.
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
 from accelerate.logging import get_logger
+from accelerate.utils import OPTIMIZER_NAME, RNG_STATE_NAME, SAFE_WEIGHTS_NAME, SCHEDULER_NAME, load
 
 from ..io.atomic import swap_in_folder
+from ..io.weights import check_weight_folder
 from .config import TrainingConfig
 from .layout import RunLayout
-from .state import TrainerState, TrainingRun, run_summary
+from .state import TrainerState, TrainingRun, require_finite_model, run_summary
 
 logger = get_logger(__name__)
+
+# What Accelerate's RNG-state file of each process must hold for the resumed run to draw what the interrupted one would.
+RNG_STATE_KEYS = ("random_state", "numpy_random_seed", "torch_manual_seed")
+# Files of Accelerate's save_state read with torch.load (optimiser, scheduler, samplers, RNG states, loss scaler).
+TORCH_PART_SUFFIXES = (".bin", ".pkl", ".pt")
 
 
 def resolve_checkpoint(config: TrainingConfig) -> Path | None:
@@ -45,6 +54,7 @@ def save_checkpoint(run: TrainingRun, state: TrainerState) -> Path:
     All processes write into one staging folder (each its own RNG state); the main process then renames it.
     """
     accelerator, layout = run.accelerator, run.layout
+    require_finite_model(run, state.global_step)
     target = layout.checkpoint_dir(state.global_step)
     staging = layout.staging_dir(target)
     if run.is_main:
@@ -62,12 +72,84 @@ def save_checkpoint(run: TrainingRun, state: TrainerState) -> Path:
     return target
 
 
+def required_parts(num_processes: int) -> list[str]:
+    """The files every checkpoint of a ``num_processes`` run holds (besides samplers and a loss scaler, when used)."""
+    return [
+        RunLayout.STATE_FILE,
+        SAFE_WEIGHTS_NAME,
+        f"{OPTIMIZER_NAME}.bin",
+        f"{SCHEDULER_NAME}.bin",
+        *(f"{RNG_STATE_NAME}_{index}.pkl" for index in range(num_processes)),
+    ]
+
+
+def _unusable(checkpoint: Path, part: str, problem: str) -> ValueError:
+    return ValueError(
+        f"Cannot resume from {checkpoint}: {part} {problem}, and a run resumed without it would not continue the "
+        "interrupted one; resume from an earlier checkpoint (resume_from_checkpoint=<its folder>) or start again"
+    )
+
+
+def verify_checkpoint(checkpoint: Path, num_processes: int) -> TrainerState:
+    """Check every part of a checkpoint before anything is loaded from it, and return its trainer state.
+
+    Raises:
+        ValueError: a part is missing or unreadable, the weights are not finite, or the checkpoint was written by a
+            run of another number of processes (its RNG states would not match); the message names the part.
+    """
+    missing = [name for name in required_parts(num_processes) if not (checkpoint / name).is_file()]
+    if missing:
+        raise _unusable(checkpoint, ", ".join(missing), "is missing")
+    state_file = RunLayout.checkpoint_state_file(checkpoint)
+    try:
+        saved = json.loads(state_file.read_text(encoding="utf-8"))
+        state = TrainerState.from_dict(saved)
+    except (OSError, ValueError, TypeError) as error:
+        raise _unusable(checkpoint, state_file.name, f"is unreadable ({error})") from error
+    if saved.get("world_size", num_processes) != num_processes:
+        raise _unusable(
+            checkpoint, state_file.name, f"records {saved['world_size']} processes where this run has {num_processes}"
+        )
+    try:
+        check_weight_folder(checkpoint, finite=True)
+    except ValueError as error:
+        raise _unusable(checkpoint, "the model weights", f"are unusable ({error})") from error
+    for path in sorted(p for p in checkpoint.iterdir() if p.suffix in TORCH_PART_SUFFIXES):
+        try:
+            part = load(path, map_location="cpu")
+        except Exception as error:  # torch.load raises anything from EOFError to UnpicklingError
+            raise _unusable(checkpoint, path.name, f"is unreadable ({type(error).__name__}: {error})") from error
+        if path.name.startswith(RNG_STATE_NAME) and not all(key in part for key in RNG_STATE_KEYS):
+            raise _unusable(checkpoint, path.name, f"lacks the random states {list(RNG_STATE_KEYS)}")
+    return state
+
+
+def check_earlier_outputs(run: TrainingRun, state: TrainerState, checkpoint: Path) -> None:
+    """Refuse, before training, to resume into an output folder that lacks the best model the checkpoint refers to
+    (the run would otherwise train to the end and fail there)."""
+    if state.best_step is not None and not run.layout.best_dir.is_dir():
+        raise ValueError(
+            f"Cannot resume from {checkpoint} into output_dir={str(run.layout.root)!r}: the run's best model so far "
+            f"(step {state.best_step}) should be in {run.layout.best_dir}, which is missing; copy best/ (and adapter/) "
+            "of the run the checkpoint comes from there, or start a fresh run"
+        )
+
+
 def resume(run: TrainingRun, checkpoint: Path) -> TrainerState:
-    """Load a checkpoint into the prepared objects and return its trainer state."""
+    """Verify a checkpoint (see :func:`verify_checkpoint`), load it into the prepared objects and return its trainer
+    state."""
+    state = verify_checkpoint(checkpoint, run.accelerator.num_processes)
+    check_earlier_outputs(run, state, checkpoint)
     run.accelerator.load_state(str(checkpoint))
-    state = TrainerState.load(RunLayout.checkpoint_state_file(checkpoint))
     logger.info(f"Resumed from {checkpoint} at step {state.global_step}")
     return state
 
 
-__all__ = ["resolve_checkpoint", "resume", "save_checkpoint"]
+__all__ = [
+    "check_earlier_outputs",
+    "required_parts",
+    "resolve_checkpoint",
+    "resume",
+    "save_checkpoint",
+    "verify_checkpoint",
+]

@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 
 from .checkpoints import save_checkpoint
 from .config import TRAIN_TIME_CLOCKS
-from .state import TrainerState, TrainingRun, record
+from .state import TrainerState, TrainingDivergedError, TrainingRun, divergence_causes, record
 from .validation import validate
 
 logger = get_logger(__name__)
@@ -47,6 +47,29 @@ def _out_of_time(run: TrainingRun, state: TrainerState) -> bool:
     return run.accelerator.reduce(spent, reduction="sum").item() > 0
 
 
+def check_step_finite(run: TrainingRun, step: int, loss_sum: torch.Tensor, grad_norm: torch.Tensor | None) -> None:
+    """Stop a diverged run at the step where it diverged, before anything is saved from it.
+
+    ``loss_sum`` (the losses since the last log) turns non-finite with the first non-finite loss. Processes decide
+    together, as for the time budget. Under fp16 an infinite gradient norm is the loss scaler's business (it skips
+    the step and lowers the scale), not divergence.
+
+    Raises:
+        TrainingDivergedError: naming the step, what turned non-finite and the likely causes.
+    """
+    checked = {"loss": loss_sum.detach().float()}
+    if grad_norm is not None and run.accelerator.mixed_precision != "fp16":
+        checked["gradient norm"] = torch.as_tensor(grad_norm, device=loss_sum.device).detach().float()
+    flags = torch.stack([~torch.isfinite(value) for value in checked.values()]).float()
+    bad = run.accelerator.reduce(flags, reduction="sum")
+    if bool(bad.any()):
+        names = [name for name, flag in zip(checked, bad.tolist()) if flag]
+        raise TrainingDivergedError(
+            f"Training diverged at step {step}: the {' and the '.join(names)} became NaN or Inf, so the run stops "
+            f"and saves no model from it. {divergence_causes(run.config)}"
+        )
+
+
 def _save_due(run: TrainingRun, step: int, evaluated: bool) -> bool:
     return step % run.config.save_steps == 0 if run.config.save_steps else evaluated
 
@@ -60,6 +83,7 @@ def train_steps(run: TrainingRun, state: TrainerState) -> float:
     """Run optimiser steps until ``total_steps`` or the end of the time budget, evaluating and checkpointing when due.
 
     The last step is always evaluated (and checkpointed unless ``save_steps`` says otherwise), so ``best/`` exists.
+    A non-finite loss or gradient norm stops the run at once (:func:`check_step_finite`).
 
     Returns:
         `float`: training throughput in sections per second over all processes (evaluation and saving excluded).
@@ -84,8 +108,9 @@ def train_steps(run: TrainingRun, state: TrainerState) -> float:
             with accelerator.accumulate(model):
                 loss = model(**_training_inputs(batch)).loss
                 accelerator.backward(loss)
+                grad_norm = None
                 if accelerator.sync_gradients and config.max_grad_norm:
-                    accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+                    grad_norm = accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
                 run.optimizer.step()
                 run.scheduler.step()
                 run.optimizer.zero_grad()
@@ -99,6 +124,7 @@ def train_steps(run: TrainingRun, state: TrainerState) -> float:
             train_seconds += time.perf_counter() - tick
             state.train_seconds += clock() - clock_tick
             step = state.global_step
+            check_step_finite(run, step, loss_sum, grad_norm)
             state.out_of_time = _out_of_time(run, state)
             last = step >= run.total_steps or state.out_of_time
             if state.out_of_time:
@@ -126,4 +152,4 @@ def train_steps(run: TrainingRun, state: TrainerState) -> float:
     return samples / max(train_seconds, 1e-9)
 
 
-__all__ = ["train_steps"]
+__all__ = ["TrainingDivergedError", "check_step_finite", "train_steps"]

@@ -16,6 +16,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from ..evaluation.results import write_results_json
+from ..io.checks import check_finite_parameters
 from ..models.build import BackboneInfo
 from ..models.geofm.image_processing_geofm import GeoFMImageProcessor
 from ..models.tasks import TaskSpec
@@ -56,10 +57,14 @@ class TrainerState:
         write_results_json({**dataclasses.asdict(self), **extra}, path)
 
     @classmethod
-    def load(cls, path: Path) -> "TrainerState":
-        data = json.loads(path.read_text())
+    def from_dict(cls, data: dict[str, Any]) -> "TrainerState":
+        """The state from a saved state file's contents (its other keys, such as ``world_size``, are ignored)."""
         # Fields added later keep their defaults when resuming an older checkpoint.
         return cls(**{f.name: data[f.name] for f in dataclasses.fields(cls) if f.name in data})
+
+    @classmethod
+    def load(cls, path: Path) -> "TrainerState":
+        return cls.from_dict(json.loads(path.read_text()))
 
 
 @dataclass
@@ -120,11 +125,60 @@ def run_summary(run: TrainingRun) -> dict[str, Any]:
     }
 
 
+class TrainingDivergedError(ValueError):
+    """The loss, the gradients or the weights of a run turned NaN or Inf: the run stops and saves no model."""
+
+
+def divergence_causes(config: TrainingConfig) -> str:
+    """The usual reasons a run diverges, with the settings that bear on them."""
+    head_rate = config.head_learning_rate or config.learning_rate
+    return (
+        f"Likely causes: a learning rate too high (learning_rate={config.learning_rate:g}, head_learning_rate="
+        f"{head_rate:g}), NaN/Inf or extreme values in the input data ({config.dataset}), or too little precision "
+        f"(mixed_precision={config.mixed_precision or 'no'}; try bf16 or no)"
+    )
+
+
+def require_finite_model(run: TrainingRun, step: int) -> None:
+    """Refuse to save (``best/``, a checkpoint) a model whose weights are no longer finite.
+
+    Raises:
+        TrainingDivergedError: naming the first non-finite tensor and the likely causes.
+    """
+    try:
+        check_finite_parameters(run.unwrapped, f"the model at step {step}", divergence_causes(run.config))
+    except ValueError as error:
+        raise TrainingDivergedError(f"Training diverged: {error}; nothing is saved from it") from None
+
+
+def scalar_metrics(entry: dict[str, Any], prefix: str = "") -> dict[str, float]:
+    """The numbers of a history entry with flat names (``validation/mean_iou``), as trackers take them."""
+    scalars: dict[str, float] = {}
+    for key, value in entry.items():
+        if isinstance(value, dict):
+            scalars.update(scalar_metrics(value, f"{prefix}{key}/"))
+        elif isinstance(value, (int, float)) and not isinstance(value, bool) and key != "step":
+            scalars[prefix + key] = value
+    return scalars
+
+
 def record(run: TrainingRun, state: TrainerState, entry: dict[str, Any]) -> None:
-    """Add a training log or an evaluation to the history, and (main process) to ``metrics.jsonl``."""
+    """Add a training log or an evaluation to the history, to ``metrics.jsonl`` (main process) and to the
+    experiment trackers of ``report_to`` (accelerate logs on the main process only)."""
     state.history.append(entry)
     if run.is_main:
         append_jsonl(run.layout.metrics_file, entry)
+    run.accelerator.log(scalar_metrics(entry), step=entry["step"])
 
 
-__all__ = ["BEST_METRIC", "TrainerState", "TrainingResult", "TrainingRun", "record", "run_summary"]
+__all__ = [
+    "BEST_METRIC",
+    "TrainerState",
+    "TrainingDivergedError",
+    "TrainingResult",
+    "TrainingRun",
+    "divergence_causes",
+    "record",
+    "require_finite_model",
+    "run_summary",
+]

@@ -28,7 +28,7 @@ from ..models.geofm.image_processing_geofm import GeoFMImageProcessor
 from ..models.tasks import TaskSpec
 from .adaptation import ADAPTATIONS
 from .layout import RunLayout
-from .state import BEST_METRIC, TrainerState, TrainingRun, record
+from .state import BEST_METRIC, TrainerState, TrainingRun, record, require_finite_model
 
 logger = get_logger(__name__)
 
@@ -76,15 +76,19 @@ def _swap_in_written(target: Path, write: Callable[[Path], None]) -> None:
         staging.rmdir()
 
 
-def save_best(run: TrainingRun) -> None:
-    """Write ``best/`` (plain model + processor) and, for LoRA, ``adapter/`` from the current weights."""
+def save_best(run: TrainingRun, step: int) -> None:
+    """Write ``best/`` (plain model + processor) and, for LoRA, ``adapter/`` from the current weights, which must be
+    finite."""
     if not run.is_main:
         return
+    require_finite_model(run, step)
     adaptation = ADAPTATIONS[run.config.adaptation]
     _swap_in_written(
         run.layout.best_dir, lambda folder: _save_plain_model(adaptation.export(run.unwrapped), run.processor, folder)
     )
-    _swap_in_written(run.layout.adapter_dir, lambda folder: adaptation.save_extras(run.unwrapped, folder))
+    _swap_in_written(
+        run.layout.adapter_dir, lambda folder: adaptation.save_extras(run.unwrapped, folder, run.config.dataset)
+    )
 
 
 def validate(run: TrainingRun, state: TrainerState, epoch: int) -> None:
@@ -96,7 +100,7 @@ def validate(run: TrainingRun, state: TrainerState, epoch: int) -> None:
     logger.info(f"step {state.global_step}: validation mIoU {scores['mean_iou']:.4f}")
     if state.best_metric is None or scores[BEST_METRIC] > state.best_metric:
         state.best_metric, state.best_step = scores[BEST_METRIC], state.global_step
-        save_best(run)
+        save_best(run, state.global_step)
         if run.is_main:
             write_results_json(scores | {"step": state.global_step}, run.layout.best_validation_results_file)
     run.accelerator.wait_for_everyone()
