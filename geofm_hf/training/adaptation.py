@@ -19,6 +19,8 @@ from transformers import PreTrainedModel
 
 from ..models.geofm.configuration_geofm import GeoFMConfig
 from ..models.geofm.modeling_geofm import GeoFMForSemanticSegmentation
+from ..hub.adapters import BASE_SUBFOLDER, AdapterInfo, backbone_fingerprint, save_adapter
+from ..hub.model_card import is_hub_id
 from ..models.geofm_unet.configuration_geofm_unet import GeoUNetConfig
 
 
@@ -133,11 +135,15 @@ def _merged_copy(model: nn.Module) -> GeoFMForSemanticSegmentation:
     return copy.deepcopy(model).merge_and_unload()
 
 
-def _save_adapter(model: nn.Module, folder: Path) -> None:
-    model.save_pretrained(folder)
+def _save_adapter(model: nn.Module, folder: Path, dataset: str) -> None:
+    # The base (the model before training) is saved once, beside the adapter, when the run starts.
+    config = base_model(model).config
+    info = AdapterInfo(backbone_fingerprint(model), config.backbone_name, config.task, config.decoder, dataset)
+    base_hub_id = config.backbone_name if is_hub_id(config.backbone_name or "") else None
+    save_adapter(model, folder, folder.parent / BASE_SUBFOLDER, info, base_hub_id)
 
 
-def _no_extras(model: nn.Module, folder: Path) -> None:
+def _no_extras(model: nn.Module, folder: Path, dataset: str) -> None:
     return None
 
 
@@ -166,15 +172,17 @@ class Adaptation:
         prepare: freezes or wraps the model; returns the module to train.
         export: the trained module as a plain segmenter, e.g. a `GeoFMForSemanticSegmentation` (the training module
             is left intact).
-        save_extras: writes what else a user needs (the LoRA adapter) into a folder.
+        save_extras: writes what else a user needs (the LoRA adapter) into a folder, given the training dataset.
+        needs_base: whether the model as built (before training) must be kept beside the run's outputs.
         hyperparameters: the mode's own settings, as recorded for model cards.
     """
 
     description: str
     prepare: Callable[[PreTrainedModel, LoraOptions], nn.Module]
     export: Callable[[nn.Module], PreTrainedModel]
-    save_extras: Callable[[nn.Module, Path], None] = _no_extras
+    save_extras: Callable[[nn.Module, Path, str], None] = _no_extras
     hyperparameters: Callable[[LoraOptions, nn.Module], dict[str, Any]] = _no_hyperparameters
+    needs_base: bool = False
 
 
 ADAPTATIONS: dict[str, Adaptation] = {
@@ -186,6 +194,7 @@ ADAPTATIONS: dict[str, Adaptation] = {
         _merged_copy,
         _save_adapter,
         _lora_hyperparameters,
+        needs_base=True,
     ),
 }
 

@@ -7,7 +7,8 @@ checkpoints/step-N/       resumable state (accelerate's save_state + trainer_sta
 best/                     the best model on validation mIoU: a plain segmenter + processor, loadable with AutoModel;
   README.md               its model card, written from the test evaluation
   validation_results.json its validation scores at the best step
-adapter/                  (lora) the best peft adapter, loadable with PeftModel.from_pretrained
+adapter/                  (lora) the best peft adapter and its card; geofm_hf.hub.load_adapter checks its base
+base/                     (lora) the model as built before training: the base adapter/ fits (its adapter_config names it)
 trainer_state.json        step, best validation score, history, world size, throughput, peak GPU memory
 run_results.json          the run's setup and results: the keyword arguments of the model card writer
 test/                     `geofm evaluate`'s output for best/ on the test split:
@@ -33,6 +34,7 @@ from typing import Any, ClassVar
 
 from ..evaluation.results import EVAL_RESULTS_FILE
 from ..hub import MODEL_CARD_FILE
+from ..hub.adapters import BASE_SUBFOLDER
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,7 @@ class RunLayout:
     CHECKPOINT_PREFIX: ClassVar[str] = "step-"
     BEST_DIR: ClassVar[str] = "best"
     ADAPTER_DIR: ClassVar[str] = "adapter"
+    BASE_DIR: ClassVar[str] = BASE_SUBFOLDER
     STATE_FILE: ClassVar[str] = "trainer_state.json"
     RUN_RESULTS_FILE: ClassVar[str] = "run_results.json"
     LEGACY_RUN_RESULTS_FILE: ClassVar[str] = "eval_results.json"
@@ -98,6 +101,10 @@ class RunLayout:
     @property
     def adapter_dir(self) -> Path:
         return self.root / self.ADAPTER_DIR
+
+    @property
+    def base_dir(self) -> Path:
+        return self.root / self.BASE_DIR
 
     @property
     def state_file(self) -> Path:

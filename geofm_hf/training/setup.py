@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import os
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -17,7 +18,8 @@ from transformers import get_scheduler
 from ..evaluation.inference import LabelledSections
 from ..models.geofm.image_processing_geofm import GeoFMImageProcessor
 from ..models.tasks import get_task
-from .adaptation import adapt_model, backbone_parameter_ids
+from ..io.atomic import staged_folder
+from .adaptation import ADAPTATIONS, adapt_model, backbone_parameter_ids
 from .config import TrainingConfig
 from .data import DataRequirements, SectionDataset, check_first_rows, load_splits, scan_labels, section_loader
 from .layout import RunLayout
@@ -28,6 +30,12 @@ logger = get_logger(__name__)
 # Parameters that are not weight matrices: no weight decay.
 NO_DECAY_SUFFIXES = ("position_embeddings", "cls_token", "mask_token", "register_tokens")
 TRACKER_PROJECT = "geofm_hf"
+
+
+def save_base(model: nn.Module, folder: Path) -> None:
+    """The model as built, before any training: the base a LoRA adapter fits (its adapter_config names it)."""
+    with staged_folder(folder, overwrite=True) as staging:
+        model.save_pretrained(staging)
 
 
 def tracker_config(config: TrainingConfig) -> dict[str, Any]:
@@ -122,6 +130,8 @@ def prepare_run(config: TrainingConfig) -> TrainingRun:
     )
     check_first_rows(splits, config.dataset, requirements, config.label_check_rows)
     scan_labels(splits, config.dataset, requirements, show_progress=accelerator.is_local_main_process)
+    if ADAPTATIONS[config.adaptation].needs_base and accelerator.is_main_process:
+        save_base(model, RunLayout(config.output_dir).base_dir)
     model, parameters = adapt_model(model, config.adaptation, config.lora)
     logger.info(f"Adaptation {config.adaptation}: {parameters.as_dict()}")
 
