@@ -14,19 +14,16 @@ from peft import LoraConfig, get_peft_model
 from safetensors.torch import save_file
 from transformers import AutoImageProcessor, AutoModelForSemanticSegmentation
 
-from geofm_hf import GeoFMConfig, GeoFMForSemanticSegmentation, GeoFMImageProcessor
+from geofm_hf import GeoFMForSemanticSegmentation, GeoFMImageProcessor
 from geofm_hf.hub import HubPushError, push_folder, push_model, stage_model_folder
 from hub_server import file_digests, free_port
 
-TINY_BACKBONE = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2)
 REPO = "geofm-tests/salt-tiny"
 
 
 @pytest.fixture(scope="module")
-def model():
-    torch.manual_seed(0)
-    config = GeoFMConfig.for_task("salt", decoder="linear", backbone_overrides=TINY_BACKBONE)
-    return GeoFMForSemanticSegmentation(config).eval()
+def model(tiny_model):
+    return tiny_model(task="salt")
 
 
 @pytest.fixture
@@ -35,14 +32,6 @@ def adapter_dir(tmp_path):
     folder.mkdir()
     (folder / "adapter_config.json").write_text(json.dumps({"peft_type": "LORA", "r": 2}), encoding="utf-8")
     save_file({"lora_A": torch.ones(2, 3)}, str(folder / "adapter_model.safetensors"))
-    return folder
-
-
-@pytest.fixture
-def dataset_folder(tmp_path):
-    folder = tmp_path / "dataset"
-    (folder / "data").mkdir(parents=True)
-    (folder / "README.md").write_text("---\nlicense: mit\n---\n# data\n", encoding="utf-8")
     return folder
 
 
@@ -56,7 +45,8 @@ def _leftovers(parent, name):
 def test_staged_model_folder_has_the_hub_layout_and_loads_back(model, tmp_path, adapter_dir):
     processor = GeoFMImageProcessor(normalization="study")
     folder = stage_model_folder(model, tmp_path / "staged", processor, "---\nlicense: mit\n---\n# card\n", adapter_dir)
-    assert set(file_digests(folder)) == {
+    staged = set(file_digests(folder))
+    assert {name for name in staged if not name.endswith(".py")} == {
         "model.safetensors",
         "config.json",
         "preprocessor_config.json",
@@ -64,6 +54,8 @@ def test_staged_model_folder_has_the_hub_layout_and_loads_back(model, tmp_path, 
         "adapter/adapter_config.json",
         "adapter/adapter_model.safetensors",
     }
+    # The model's code travels with it (remote code), flat beside the weights.
+    assert {"modeling_geofm.py", "configuration_geofm.py", "image_processing_geofm.py", "pipeline_geofm.py"} <= staged
     assert file_digests(folder / "adapter") == file_digests(adapter_dir)
     assert (folder / "README.md").read_text(encoding="utf-8") == "---\nlicense: mit\n---\n# card\n"
     pixel_values = torch.randn(1, 1, 20, 30)
@@ -80,7 +72,7 @@ def test_defaults_are_a_processor_for_the_models_channels_and_a_card_naming_task
     assert isinstance(processor, GeoFMImageProcessor)
     assert processor.num_channels == model.config.in_channels
     card = ModelCard.load(folder / "README.md")
-    assert card.data.library_name == "geofm_hf" and card.data.pipeline_tag == "image-segmentation"
+    assert card.data.library_name == "transformers" and card.data.pipeline_tag == "image-segmentation"
     assert "salt" in card.data.tags
     for class_id, name in model.config.id2label.items():
         assert f"{class_id}: {name}" in card.text
@@ -185,7 +177,7 @@ def test_push_model_stages_the_folder_with_a_card_for_the_repo_and_uploads_it(hf
     upload = hf_api_calls[-1][3]
     assert upload["folder_path"] == tmp_path / "staged" and upload["repo_type"] == "model"
     assert (tmp_path / "staged" / "model.safetensors").is_file()
-    assert f'from_pretrained("{REPO}")' in (tmp_path / "staged" / "README.md").read_text(encoding="utf-8")
+    assert f'from_pretrained("{REPO}", trust_remote_code=True)' in (tmp_path / "staged" / "README.md").read_text(encoding="utf-8")
 
 
 def test_push_folder_refuses_bad_arguments_before_any_call(hf_api_calls, dataset_folder, tmp_path):

@@ -1,10 +1,14 @@
 """Model cards: Hub metadata carrying exactly the evaluated numbers, honest provenance, a usage snippet that runs."""
 
 import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
+import PIL.Image
 import pytest
 import torch
 from datasets import Dataset, Features, List, Value
@@ -13,7 +17,7 @@ from torch import nn
 from transformers.modeling_outputs import SemanticSegmenterOutput
 
 import geofm_hf
-from geofm_hf import GeoFMConfig, GeoFMForSemanticSegmentation, GeoFMImageProcessor
+from geofm_hf import GeoFMImageProcessor
 from geofm_hf.evaluation import evaluate_model
 from geofm_hf.hub import DATASET_CARD_TEMPLATE, MODEL_CARD_TEMPLATE, write_model_card
 from geofm_hf.models.tasks import get_task
@@ -177,24 +181,32 @@ def test_results_not_from_evaluate_model_are_refused(tmp_path):
     assert not list(tmp_path.iterdir())
 
 
-def test_the_usage_snippet_runs_against_a_saved_model(tmp_path, fault_results):
-    config = GeoFMConfig.for_task(
-        "fault", decoder="linear", backbone_overrides=dict(hidden_size=32, num_hidden_layers=4, num_attention_heads=2)
-    )
-    model_dir = tmp_path / "model"
-    GeoFMForSemanticSegmentation(config).save_pretrained(model_dir)
-    GeoFMImageProcessor().save_pretrained(model_dir)
-    np.save(tmp_path / "section.npy", np.random.default_rng(0).normal(size=(30, 44)).astype(np.float32))
-
+@pytest.mark.slow
+def test_the_usage_snippets_run_with_transformers_alone(tmp_path, tiny_model_dir, fault_results):
+    """The card's claims (library transformers, pipeline image-segmentation, the section pipeline, the snippet) are
+    what a user without geofm_hf gets: every python block of the card runs in a process where geofm_hf is blocked."""
+    model_dir = shutil.copytree(tiny_model_dir, tmp_path / "model")  # the card is written into the folder
+    grey = np.random.default_rng(0).normal(size=(30, 44)).astype(np.float32)
+    np.save(tmp_path / "section.npy", grey)
+    PIL.Image.fromarray((np.clip(grey, -2, 2) * 60 + 128).astype(np.uint8)).convert("RGB").save(tmp_path / "section.png")
     text = write_model_card(model_dir, **card_kwargs(fault_results)).read_text()
-    snippet = re.search(r"```python\n(.*?)```", text, flags=re.DOTALL).group(1)
-    snippet = snippet.replace("geofm-hf/fault-mla-lora", str(model_dir)).replace(
-        "section.npy", str(tmp_path / "section.npy")
+    card = ModelCard(text)
+    assert (card.data.library_name, card.data.pipeline_tag) == ("transformers", "image-segmentation")
+    blocks = re.findall(r"```python\n(.*?)```", text, flags=re.DOTALL)
+    assert len(blocks) == 2
+    script = "\n".join(blocks).replace("geofm-hf/fault-mla-lora", str(model_dir))
+    script += (
+        "\nassert class_ids.shape == (30, 44)"
+        "\nassert result['segmentation'].shape == (30, 44) and {m['label'] for m in masks} <= {'background', 'fault'}"
+        "\nassert type(model).__module__.startswith('transformers_modules')"
     )
-    namespace = {}
-    exec(snippet, namespace)
-    assert namespace["class_ids"].shape == (30, 44)
-    assert isinstance(namespace["model"], geofm_hf.GeoFMForSemanticSegmentation)
+    (tmp_path / "snippet.py").write_text(script)
+    runner = (
+        f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import remote_client; "
+        "sys.meta_path.insert(0, remote_client.BlockGeofmHF()); exec(open('snippet.py').read())"
+    )
+    result = subprocess.run([sys.executable, "-c", runner], cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
 
 
 def test_both_card_templates_ship_inside_the_package():

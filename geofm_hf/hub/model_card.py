@@ -314,10 +314,9 @@ def default_model_card(model: PreTrainedModel, repo_id: str | None = None) -> Mo
     config = model.config
     task = get_task(config.task) if getattr(config, "task", None) else None
     card_data = ModelCardData(
-        library_name="geofm_hf",
+        library_name="transformers",
         pipeline_tag=PIPELINE_TAG,
         tags=[*MODEL_TAGS, *([task.name] if task else [])],
-        datasets=[task.hub_dataset_id] if task else None,
     )
     labels = ", ".join(f"{i}: {name}" for i, name in sorted(config.id2label.items()))
     content = (
@@ -325,11 +324,12 @@ def default_model_card(model: PreTrainedModel, repo_id: str | None = None) -> Mo
         f"# {type(model).__name__}{f' for {task.name}' if task else ''}\n\n"
         f"Semantic segmentation of {config.in_channels}-channel geophysical sections into {config.num_labels} "
         f"classes ({labels}).\n\n"
+        "The model's code is saved with its weights (transformers alone loads it; with geofm_hf installed its own "
+        "classes are used):\n\n"
         "```python\n"
-        "import geofm_hf  # registers the geofm classes with transformers' Auto classes\n"
         "from transformers import AutoImageProcessor, AutoModelForSemanticSegmentation\n\n"
-        f'model = AutoModelForSemanticSegmentation.from_pretrained("{repo}")\n'
-        f'processor = AutoImageProcessor.from_pretrained("{repo}")\n'
+        f'model = AutoModelForSemanticSegmentation.from_pretrained("{repo}", trust_remote_code=True)\n'
+        f'processor = AutoImageProcessor.from_pretrained("{repo}", trust_remote_code=True)\n'
         "```\n"
     )
     return ModelCard(content)
