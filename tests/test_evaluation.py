@@ -13,7 +13,7 @@ from PIL import Image
 from torch import nn
 from transformers.modeling_outputs import SemanticSegmenterOutput
 
-from geofm_hf import GeoFMConfig, GeoFMForSemanticSegmentation, GeoFMImageProcessor, get_task
+from geofm_hf import GeoFMImageProcessor, get_task
 from geofm_hf.data.builder import build_dataset_dict, write_dataset_folder
 from geofm_hf.hub import CardInfo
 from geofm_hf.data.records import Section
@@ -199,26 +199,11 @@ def write_dataset(folder, task: str, size=(28, 28)):
     return write_dataset_folder(dataset_dict, spec, folder, CardInfo(source="test", command="pytest"))
 
 
-@pytest.fixture(scope="module")
-def tiny_model_dir(tmp_path_factory):
-    torch.manual_seed(0)
-    config = GeoFMConfig.for_task(
-        "fault", decoder="linear", backbone_overrides=dict(hidden_size=32, num_hidden_layers=4, num_attention_heads=2)
-    )
-    folder = tmp_path_factory.mktemp("model")
-    GeoFMForSemanticSegmentation(config).save_pretrained(folder)
-    GeoFMImageProcessor().save_pretrained(folder)
-    return folder
-
-
-def test_cli_evaluates_a_saved_model_on_a_dataset_folder(tiny_model_dir, tmp_path, capsys):
-    data = write_dataset(tmp_path / "fault-data", "fault")
+def test_cli_evaluates_a_saved_model_on_a_dataset_folder(tiny_model_dir, dataset_folder, tmp_path, capsys):
     output = tmp_path / "evaluation"
 
-    assert (
-        run_cli(str(tiny_model_dir), str(data), "--output", str(output), "--batch-size", "2", "--max-overlays", "1")
-        == 0
-    )
+    arguments = ["--output", str(output), "--batch-size", "2", "--max-overlays", "1"]
+    assert run_cli(str(tiny_model_dir), str(dataset_folder), *arguments) == 0
 
     printed = capsys.readouterr().out
     results = json.loads((output / EVAL_RESULTS_FILE).read_text())
@@ -231,13 +216,12 @@ def test_cli_evaluates_a_saved_model_on_a_dataset_folder(tiny_model_dir, tmp_pat
         assert picture.format == "PNG"
 
 
-def test_cli_falls_back_to_a_default_processor_with_a_warning(tiny_model_dir, tmp_path, caplog):
+def test_cli_falls_back_to_a_default_processor_with_a_warning(tiny_model_dir, dataset_folder, tmp_path, caplog):
     model_dir = tmp_path / "no-processor"
     model_dir.mkdir()
     for name in ("config.json", "model.safetensors"):
         (model_dir / name).write_bytes((tiny_model_dir / name).read_bytes())
-    data = write_dataset(tmp_path / "fault-data", "fault")
-    assert run_cli(str(model_dir), str(data), "--max-overlays", "0") == 0
+    assert run_cli(str(model_dir), str(dataset_folder), "--max-overlays", "0") == 0
     assert "has no saved image processor" in caplog.text
 
 

@@ -13,7 +13,7 @@ from datasets import load_dataset
 from huggingface_hub import DatasetCard, EvalResult, ModelCard, ModelCardData
 from peft import LoraConfig, get_peft_model
 
-from geofm_hf import GeoFMConfig, GeoFMForSemanticSegmentation, GeoFMImageProcessor
+from geofm_hf import GeoFMForSemanticSegmentation, GeoFMImageProcessor
 from geofm_hf.data.builder import build_dataset_folder
 from geofm_hf.hub import stage_model_folder
 from hub_server import OLAH_CLI, OLAH_MISSING, dataset_view, file_digests, run_client, start_olah
@@ -21,7 +21,6 @@ from hub_server import OLAH_CLI, OLAH_MISSING, dataset_view, file_digests, run_c
 pytestmark = pytest.mark.hub
 
 MODEL_REPO, DATASET_REPO = "geofm-tests/salt-linear-tiny", "geofm-tests/salt"
-TINY_BACKBONE = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2)
 INPUT_SHAPE = (2, 1, 30, 44)
 MEAN_IOU = 0.625
 
@@ -70,13 +69,11 @@ def _lora_adapter(model: GeoFMForSemanticSegmentation, folder: Path, pixel_value
 
 
 @pytest.fixture(scope="module")
-def published(olah, tmp_path_factory):
+def published(olah, tmp_path_factory, tiny_model):
     """Stage a tiny salt model (with processor, card, adapter) and a synthetic salt dataset, publish both on the
     server, and load them back by repo id in one fresh process."""
     work = tmp_path_factory.mktemp("published")
-    torch.manual_seed(0)
-    config = GeoFMConfig.for_task("salt", decoder="linear", backbone_overrides=TINY_BACKBONE)
-    model = GeoFMForSemanticSegmentation(config).eval()
+    model = tiny_model(task="salt")
     pixel_values = torch.randn(*INPUT_SHAPE)
     np.save(work / "inputs.npy", pixel_values.numpy())
     with torch.no_grad():

@@ -12,23 +12,27 @@ from transformers import AutoModel
 import geofm_hf
 from geofm_hf.quickstart import SUMMARY_FILE, QuickstartSettings, run_quickstart
 
-TINY = QuickstartSettings(
-    task="salt",
-    decoder="linear",
-    num_sections=12,
-    size=56,
-    crop_size=42,
-    max_steps=4,
-    batch_size=2,
-    backbone="random:dinov2-small",
-    backbone_overrides=dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2),
-)
+
+@pytest.fixture(scope="module")
+def tiny_settings(tiny_backbone) -> QuickstartSettings:
+    """The quickstart with the tiny DINOv2 from random weights, a dozen 56x56 sections and four steps."""
+    return QuickstartSettings(
+        task="salt",
+        decoder="linear",
+        num_sections=12,
+        size=56,
+        crop_size=42,
+        max_steps=4,
+        batch_size=2,
+        backbone="random:dinov2-small",
+        backbone_overrides=tiny_backbone,
+    )
 
 
 @pytest.fixture(scope="module")
-def quickstart(tmp_path_factory):
+def quickstart(tmp_path_factory, tiny_settings):
     output = tmp_path_factory.mktemp("quickstart")
-    return output, run_quickstart(output, TINY)
+    return output, run_quickstart(output, tiny_settings)
 
 
 def test_quickstart_writes_every_artefact_it_reports(quickstart):
@@ -53,8 +57,8 @@ def test_quickstart_model_reloads_and_its_card_carries_the_measured_score(quicks
     assert scores["mean_iou"] == pytest.approx(summary["test_mean_iou"])
 
 
-def test_quickstart_refuses_a_non_empty_output(tmp_path):
+def test_quickstart_refuses_a_non_empty_output(tmp_path, tiny_settings):
     (tmp_path / "keep.txt").write_text("user data")
     with pytest.raises(FileExistsError, match="--overwrite"):
-        run_quickstart(tmp_path, TINY)
+        run_quickstart(tmp_path, tiny_settings)
     assert (tmp_path / "keep.txt").read_text() == "user data"

@@ -37,28 +37,6 @@ from geofm_hf.training.config import TRAIN_TIME_CLOCKS, AugmentationSettings
 from geofm_hf.training.data import SectionDataset, augment
 from geofm_hf.training.setup import parameter_groups
 
-TINY_BACKBONE = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2}
-PATCH = 14
-
-
-def tiny_config(output_dir: Path, **changes) -> TrainingConfig:
-    """A run that takes a second: 2-layer DINOv2 of width 32, 28x28 synthetic fault sections."""
-    data = {
-        "task": "fault",
-        "dataset": "synthetic:10:0:28",
-        "output_dir": str(output_dir),
-        "backbone": "random:dinov2-small",
-        "backbone_overrides": TINY_BACKBONE,
-        "decoder": "linear",
-        "batch_size": 2,
-        "max_steps": 3,
-        "logging_steps": 1,
-        "warmup_ratio": 0.0,
-        "learning_rate": 1e-2,
-    }
-    data.update(changes)
-    return TrainingConfig.from_dict(data)
-
 
 def initial_model(config: TrainingConfig):
     """The model a run starts from: built the same way and from the same seed as `prepare_run` does."""
@@ -228,9 +206,9 @@ def test_collator_pads_images_with_zero_and_labels_with_ignore_index_and_keeps_s
     assert batch["pixel_values"][0, 0, 14:].eq(0).all() and batch["labels"][1, :16, :15].eq(0).all()
 
 
-def test_lora_targets_resolve_by_suffix_over_the_live_modules(tmp_path):
-    model = initial_model(tiny_config(tmp_path))
-    layers = TINY_BACKBONE["num_hidden_layers"]
+def test_lora_targets_resolve_by_suffix_over_the_live_modules(tmp_path, tiny_run_config, tiny_backbone):
+    model = initial_model(tiny_run_config(tmp_path))
+    layers = tiny_backbone["num_hidden_layers"]
     expected = {"qv": 2, "study": 4, "all-linear": 6}
     assert set(expected) == set(LORA_TARGET_PRESETS)
     for preset, per_layer in expected.items():
@@ -243,8 +221,8 @@ def test_lora_targets_resolve_by_suffix_over_the_live_modules(tmp_path):
         resolve_lora_targets(model, ["query", "value"])
 
 
-def test_parameter_groups_split_backbone_and_head_rates_and_skip_decay_on_biases(tmp_path):
-    config = tiny_config(tmp_path, adaptation="full", learning_rate=1e-5, head_learning_rate=1e-3)
+def test_parameter_groups_split_backbone_and_head_rates_and_skip_decay_on_biases(tmp_path, tiny_run_config):
+    config = tiny_run_config(tmp_path, adaptation="full", learning_rate=1e-5, head_learning_rate=1e-3)
     model = initial_model(config)
     groups = parameter_groups(model, config)
     by_id = {id(p): group for group in groups for p in group["params"]}
@@ -265,9 +243,9 @@ def _changed(before: dict, after: dict) -> set[str]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("adaptation", sorted(ADAPTATIONS))
-def test_training_end_to_end_for_each_adaptation(tmp_path, adaptation):
+def test_training_end_to_end_for_each_adaptation(tmp_path, adaptation, tiny_run_config, tiny_backbone):
     # Four sections split 2/1/1, batch 2, no augmentation: every step sees the same batch, so the loss must fall.
-    config = tiny_config(
+    config = tiny_run_config(
         tmp_path / "run",
         dataset="synthetic:4:0:28",
         adaptation=adaptation,
@@ -298,7 +276,7 @@ def test_training_end_to_end_for_each_adaptation(tmp_path, adaptation):
         # original copy stay bit-identical.
         assert changed and all(("lora_A" in n or "lora_B" in n or "modules_to_save" in n) for n in changed)
         assert any("lora_A" in n for n in changed) and any("lora_B" in n for n in changed)
-        width, rank, layers = TINY_BACKBONE["hidden_size"], config.lora.r, TINY_BACKBONE["num_hidden_layers"]
+        width, rank, layers = tiny_backbone["hidden_size"], config.lora.r, tiny_backbone["num_hidden_layers"]
         assert counts.trainable_backbone == layers * 2 * rank * (width + width)
         assert counts.trainable_head == decoder_params
 
@@ -338,9 +316,9 @@ def test_training_end_to_end_for_each_adaptation(tmp_path, adaptation):
 
 
 @pytest.mark.slow
-def test_unet_baseline_trains_from_scratch_end_to_end(tmp_path):
+def test_unet_baseline_trains_from_scratch_end_to_end(tmp_path, tiny_run_config):
     # As the adaptations above: one fixed batch, so the loss must fall; a 2-stage UNet of widths 4 and 8.
-    config = tiny_config(
+    config = tiny_run_config(
         tmp_path / "run",
         dataset="synthetic:4:0:28",
         backbone="unet",
@@ -380,12 +358,12 @@ def test_unet_baseline_trains_from_scratch_end_to_end(tmp_path):
 
 
 @pytest.mark.slow
-def test_time_budget_ends_training_at_a_step_boundary_then_tests_best(tmp_path, monkeypatch):
+def test_time_budget_ends_training_at_a_step_boundary_then_tests_best(tmp_path, monkeypatch, tiny_run_config):
     # A clock that advances one second per reading: the loop reads it before and after each step, so every step
     # costs exactly one second and a 2.5 s budget is spent by step 3, long before max_steps.
     readings = iter(range(10**6))
     monkeypatch.setitem(TRAIN_TIME_CLOCKS, "cpu", lambda: float(next(readings)))
-    config = tiny_config(
+    config = tiny_run_config(
         tmp_path / "run",
         adaptation="frozen",
         max_steps=100,
@@ -413,7 +391,7 @@ def test_time_budget_ends_training_at_a_step_boundary_then_tests_best(tmp_path, 
 
 
 @pytest.mark.slow
-def test_gradient_accumulation_matches_the_larger_batch(tmp_path):
+def test_gradient_accumulation_matches_the_larger_batch(tmp_path, tiny_run_config):
     # Cross-entropy is a mean over equally many pixels per section, so two accumulated batches of one section give
     # the gradient of one batch of two; the sampler draws the same order for both.
     common = dict(
@@ -423,13 +401,13 @@ def test_gradient_accumulation_matches_the_larger_batch(tmp_path):
         loss_weights={"cross_entropy": 1.0},
         augmentation={"hflip": False},
     )
-    whole = train(tiny_config(tmp_path / "whole", batch_size=2, **common))
+    whole = train(tiny_run_config(tmp_path / "whole", batch_size=2, **common))
     accumulated = train(
-        tiny_config(tmp_path / "accumulated", batch_size=1, gradient_accumulation_steps=2, **common)
+        tiny_run_config(tmp_path / "accumulated", batch_size=1, gradient_accumulation_steps=2, **common)
     )
     assert accumulated.state.global_step == whole.state.global_step == 2
     expected, actual = snapshot(whole.model), snapshot(accumulated.model)
-    changed = _changed(snapshot(initial_model(tiny_config(tmp_path / "x", **common))), expected)
+    changed = _changed(snapshot(initial_model(tiny_run_config(tmp_path / "x", **common))), expected)
     assert changed
     # Adam divides by sqrt(v): rounding differences of near-zero gradients grow to ~1e-5, still 100 times smaller
     # than one step (lr 1e-2) that a broken accumulation (a lost micro-batch, an extra step) would differ by.
@@ -438,8 +416,8 @@ def test_gradient_accumulation_matches_the_larger_batch(tmp_path):
 
 
 @pytest.mark.slow
-def test_run_results_are_the_model_card_arguments(tmp_path):
-    result = train(tiny_config(tmp_path / "run", max_steps=1, adaptation="frozen"))
+def test_run_results_are_the_model_card_arguments(tmp_path, tiny_run_config):
+    result = train(tiny_run_config(tmp_path / "run", max_steps=1, adaptation="frozen"))
     fields = json.loads(result.layout.run_results_file.read_text())
     card = write_model_card(result.layout.best_dir, **fields).read_text()
     assert "randomly initialised dinov2-small" in card and "mIoU" in card
@@ -452,7 +430,7 @@ def test_run_results_are_the_model_card_arguments(tmp_path):
 
 
 @pytest.mark.slow
-def test_interrupted_run_resumed_ends_with_the_same_weights(tmp_path, monkeypatch):
+def test_interrupted_run_resumed_ends_with_the_same_weights(tmp_path, monkeypatch, tiny_run_config):
     # LoRA dropout draws from torch's RNG and augmentation from the per-sample seeds: both must resume exactly.
     # 6 train sections in batches of 2: 3 steps per epoch, so the resumed run finishes one epoch and starts another.
     common = dict(
@@ -464,7 +442,7 @@ def test_interrupted_run_resumed_ends_with_the_same_weights(tmp_path, monkeypatc
         eval_steps=100,
         augmentation={"crop_size": 28, "gain": 0.2, "noise": 0.05},
     )
-    straight = train(tiny_config(tmp_path / "straight", **common))
+    straight = train(tiny_run_config(tmp_path / "straight", **common))
 
     save_checkpoint = loop.save_checkpoint
 
@@ -474,10 +452,10 @@ def test_interrupted_run_resumed_ends_with_the_same_weights(tmp_path, monkeypatc
 
     monkeypatch.setattr(loop, "save_checkpoint", save_then_die)
     with pytest.raises(KeyboardInterrupt, match="step-2"):
-        train(tiny_config(tmp_path / "killed", **common))
+        train(tiny_run_config(tmp_path / "killed", **common))
     monkeypatch.setattr(loop, "save_checkpoint", save_checkpoint)
     assert not RunLayout(tmp_path / "killed").best_dir.exists()
-    resumed = train(tiny_config(tmp_path / "killed", resume_from_checkpoint="latest", **common))
+    resumed = train(tiny_run_config(tmp_path / "killed", resume_from_checkpoint="latest", **common))
 
     expected, actual = snapshot(straight.model), snapshot(resumed.model)
     assert expected.keys() == actual.keys()
@@ -529,31 +507,31 @@ def section(size=(28, 28), top_label=1):
         ),
     ],
 )
-def test_bad_input_fails_before_any_training(tmp_path, monkeypatch, splits, changes, message):
+def test_bad_input_fails_before_any_training(tmp_path, monkeypatch, splits, changes, message, tiny_run_config):
     dataset = write_dataset(tmp_path / "dataset", splits)
     monkeypatch.setattr("geofm_hf.training.run.train_steps", lambda run, state: pytest.fail("training started"))
-    config = tiny_config(tmp_path / "run", dataset=dataset, **changes)
+    config = tiny_run_config(tmp_path / "run", dataset=dataset, **changes)
     with pytest.raises(ValueError, match=message):
         train(config)
     assert not (tmp_path / "run").exists()
 
 
-def test_a_used_output_dir_is_refused_unless_resuming(tmp_path):
+def test_a_used_output_dir_is_refused_unless_resuming(tmp_path, tiny_run_config):
     RunLayout(tmp_path / "run").checkpoints_dir.mkdir(parents=True)
     with pytest.raises(ValueError, match="already holds a run: set resume_from_checkpoint=latest"):
-        prepare_run(tiny_config(tmp_path / "run"))
+        prepare_run(tiny_run_config(tmp_path / "run"))
     with pytest.raises(ValueError, match="no checkpoint in"):
-        resolve_checkpoint(tiny_config(tmp_path / "run", resume_from_checkpoint="latest"))
+        resolve_checkpoint(tiny_run_config(tmp_path / "run", resume_from_checkpoint="latest"))
 
 
-def test_a_multi_process_launch_that_accelerate_sees_as_one_process_is_refused(tmp_path, monkeypatch):
+def test_a_multi_process_launch_that_accelerate_sees_as_one_process_is_refused(tmp_path, monkeypatch, tiny_run_config):
     monkeypatch.setenv("WORLD_SIZE", "2")
     with pytest.raises(ValueError, match="ACCELERATE_USE_CPU=1"):
-        prepare_run(tiny_config(tmp_path / "run"))
+        prepare_run(tiny_run_config(tmp_path / "run"))
 
 
 @pytest.mark.slow
-def test_training_writes_the_model_card_and_pushes_best_with_its_adapter(tmp_path, monkeypatch):
+def test_training_writes_the_model_card_and_pushes_best_with_its_adapter(tmp_path, monkeypatch, tiny_run_config):
     from huggingface_hub import ModelCard
 
     pushed = {}
@@ -563,7 +541,9 @@ def test_training_writes_the_model_card_and_pushes_best_with_its_adapter(tmp_pat
         return SimpleNamespace(repo_url=f"https://hub.example/{repo_id}", oid="abc123")
 
     monkeypatch.setattr(report, "push_model", fake_push_model)
-    config = tiny_config(tmp_path / "run", max_steps=2, eval_steps=100, push_to_hub="me/fault-lora", hub_private=True)
+    config = tiny_run_config(
+        tmp_path / "run", max_steps=2, eval_steps=100, push_to_hub="me/fault-lora", hub_private=True
+    )
     result = train(config)
 
     layout = result.layout
