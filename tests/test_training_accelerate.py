@@ -2,7 +2,6 @@
 
 import json
 import os
-import socket
 import subprocess
 import sys
 
@@ -12,16 +11,11 @@ from transformers import AutoModel
 
 import geofm_hf
 from geofm_hf.training import RunLayout
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+from hub_server import free_port
 
 
 @pytest.mark.slow
-def test_two_cpu_processes_train_together(tmp_path):
+def test_two_cpu_processes_train_together(tmp_path, tiny_backbone):
     output = tmp_path / "run"
     config = tmp_path / "config.yaml"
     config.write_text(
@@ -31,7 +25,7 @@ def test_two_cpu_processes_train_together(tmp_path):
                 "dataset": "synthetic:12:0:28",
                 "output_dir": str(output),
                 "backbone": "random:dinov2-small",
-                "backbone_overrides": {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2},
+                "backbone_overrides": tiny_backbone,
                 # MLA uses every level: DDP fails on parameters that get no gradient, so this checks there are none.
                 "decoder": "mla",
                 "decoder_kwargs": {"channels": 16},
