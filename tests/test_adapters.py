@@ -13,26 +13,14 @@ from transformers import AutoModelForSemanticSegmentation
 import geofm_hf
 from geofm_hf.hub import load_adapter
 from geofm_hf.hub.adapters import ADAPTER_INFO_FILE
-from geofm_hf.training import RunLayout, TrainingConfig, train
+from geofm_hf.training import RunLayout, train
 
 
 @pytest.fixture(scope="module")
-def lora_run(tmp_path_factory, tiny_backbone):
+def lora_run(tmp_path_factory, tiny_run_config):
     AcceleratorState._reset_state(reset_partial_state=True)
-    config = TrainingConfig.from_dict(
-        {
-            "task": "fault",
-            "dataset": "synthetic:10:0:28",
-            "output_dir": str(tmp_path_factory.mktemp("lora-run")),
-            "backbone": "random:dinov2-small",
-            "backbone_overrides": tiny_backbone,
-            "decoder": "linear",
-            "adaptation": "lora",
-            "batch_size": 2,
-            "max_steps": 2,
-            "learning_rate": 5e-2,
-        }
-    )
+    output_dir = tmp_path_factory.mktemp("lora-run")
+    config = tiny_run_config(output_dir, adaptation="lora", max_steps=2, learning_rate=5e-2)
     return RunLayout(train(config).output_dir)
 
 

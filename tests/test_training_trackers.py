@@ -3,7 +3,7 @@
 import pytest
 from accelerate.state import AcceleratorState
 
-from geofm_hf.training import RunLayout, TrainingConfig, train
+from geofm_hf.training import RunLayout, train
 
 
 @pytest.fixture
@@ -14,30 +14,12 @@ def fresh_accelerate_state():
     AcceleratorState._reset_state(reset_partial_state=True)
 
 
-def tiny_run(output_dir, tiny_backbone, **changes) -> TrainingConfig:
-    return TrainingConfig.from_dict(
-        {
-            "task": "fault",
-            "dataset": "synthetic:10:0:28",
-            "output_dir": str(output_dir),
-            "backbone": "random:dinov2-small",
-            "backbone_overrides": tiny_backbone,
-            "decoder": "linear",
-            "batch_size": 2,
-            "max_steps": 2,
-            "logging_steps": 1,
-            "eval_steps": 2,
-            **changes,
-        }
-    )
-
-
 @pytest.mark.slow
 def test_accelerate_environment_sets_the_precision_and_tensorboard_gets_events(
-    tmp_path, tiny_backbone, monkeypatch, fresh_accelerate_state
+    tmp_path, tiny_run_config, monkeypatch, fresh_accelerate_state
 ):
     monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "bf16")
-    result = train(tiny_run(tmp_path / "run", tiny_backbone, report_to="tensorboard"))
+    result = train(tiny_run_config(tmp_path / "run", max_steps=2, eval_steps=2, report_to="tensorboard"))
     layout = RunLayout(result.output_dir)
     assert layout.read_run_results()["hyperparameters"]["mixed_precision"] == "bf16"
     events = list(layout.trackers_dir.rglob("events.out.tfevents.*"))
@@ -52,12 +34,14 @@ def test_accelerate_environment_sets_the_precision_and_tensorboard_gets_events(
 
 
 @pytest.mark.slow
-def test_a_precision_in_the_config_beats_accelerate_environment(tmp_path, tiny_backbone, monkeypatch, fresh_accelerate_state):
+def test_a_precision_in_the_config_beats_accelerate_environment(
+    tmp_path, tiny_run_config, monkeypatch, fresh_accelerate_state
+):
     monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "bf16")
-    result = train(tiny_run(tmp_path / "run", tiny_backbone, mixed_precision="no"))
+    result = train(tiny_run_config(tmp_path / "run", max_steps=2, eval_steps=2, mixed_precision="no"))
     assert RunLayout(result.output_dir).read_run_results()["hyperparameters"]["mixed_precision"] == "no"
 
 
-def test_an_unknown_precision_is_refused(tmp_path, tiny_backbone):
+def test_an_unknown_precision_is_refused(tmp_path, tiny_run_config):
     with pytest.raises(ValueError, match="mixed_precision='fp8' is unknown"):
-        tiny_run(tmp_path, tiny_backbone, mixed_precision="fp8")
+        tiny_run_config(tmp_path, mixed_precision="fp8")
