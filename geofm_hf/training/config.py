@@ -29,13 +29,15 @@ from ..models.build import (
     segmenter_config,
 )
 from ..models.decoders import check_decoder_name
+from ..precision import PRECISIONS
 from ..io.atomic import write_atomically
 from ..models.geofm.image_processing_geofm import NORMALIZATIONS
 from ..models.losses import LOSS_TERMS
 from ..models.tasks import get_task
 from .adaptation import ADAPTATIONS, LORA_TARGET_PRESETS, SCRATCH_ADAPTATIONS
 
-MIXED_PRECISION_CHOICES = ("no", "bf16", "fp16")
+# geofm_hf's precision names (geofm_hf.precision) and accelerate's "no" for fp32.
+MIXED_PRECISION_CHOICES = (*PRECISIONS, "no")
 # Learning-rate schedules (transformers.get_scheduler names) and how model cards describe them.
 LR_SCHEDULERS = {
     "cosine": "linear warm-up, then cosine decay to 0",
@@ -165,8 +167,8 @@ class TrainingConfig:
     eval_batch_size: int | None = _help("sections per device in evaluation (default: batch_size)", default=None)
     gradient_accumulation_steps: int = _help("batches accumulated per optimiser step", default=1)
     mixed_precision: str | None = _help(
-        "no, bf16 or fp16; unset: what accelerate is told (accelerate launch --mixed_precision, accelerate config, "
-        "ACCELERATE_MIXED_PRECISION), else no",
+        "auto (bf16 where the hardware has it, else fp32), bf16, fp16 (CUDA), fp32 (or no); unset: what accelerate "
+        "is told (accelerate launch --mixed_precision, accelerate config, ACCELERATE_MIXED_PRECISION), else auto",
         default=None,
     )
     report_to: str | list[str] | None = _help(

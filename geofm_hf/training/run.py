@@ -27,7 +27,9 @@ def run_training(run: TrainingRun) -> TrainingResult:
     samples_per_second = train_steps(run, state)
     test_results = finish(run, state, samples_per_second)
     run.accelerator.end_training()  # closes the trackers' files
-    return TrainingResult(run.layout.root, state, test_results, run.unwrapped)
+    # The caller gets a plain float32 model: accelerate's autocast wrapper (bf16/fp16 runs) is removed.
+    plain = run.accelerator.unwrap_model(run.model, keep_fp32_wrapper=False)
+    return TrainingResult(run.layout.root, state, test_results, plain)
 
 
 def train(config: TrainingConfig) -> TrainingResult:

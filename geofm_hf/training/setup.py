@@ -3,13 +3,14 @@ the first step, so that bad input fails at once."""
 
 from __future__ import annotations
 
+import copy
 import math
 import os
 from pathlib import Path
 from typing import Any
 
 import torch
-from accelerate import Accelerator, DataLoaderConfiguration
+from accelerate import Accelerator, DataLoaderConfiguration, PartialState
 from accelerate.logging import get_logger
 from accelerate.utils import set_seed
 from torch import nn
@@ -18,6 +19,7 @@ from transformers import get_scheduler
 from ..evaluation.inference import LabelledSections
 from ..models.geofm.image_processing_geofm import GeoFMImageProcessor
 from ..models.tasks import get_task
+from ..precision import ACCELERATE_NAMES, resolve_precision
 from ..io.atomic import staged_folder
 from .adaptation import ADAPTATIONS, adapt_model, backbone_parameter_ids
 from .config import TrainingConfig
@@ -30,6 +32,19 @@ logger = get_logger(__name__)
 # Parameters that are not weight matrices: no weight decay.
 NO_DECAY_SUFFIXES = ("position_embeddings", "cls_token", "mask_token", "register_tokens")
 TRACKER_PROJECT = "geofm_hf"
+ACCELERATE_PRECISION_ENV = "ACCELERATE_MIXED_PRECISION"
+DEFAULT_PRECISION = "auto"
+
+
+def accelerate_precision(config: TrainingConfig) -> str | None:
+    """The ``mixed_precision`` to give accelerate: None (accelerate decides) when the config leaves it unset and
+    accelerate was told one (`accelerate launch --mixed_precision`, `accelerate config`, its environment variable);
+    else the config's, ``auto`` by default, made concrete for this process's device."""
+    if config.mixed_precision is None and ACCELERATE_PRECISION_ENV in os.environ:
+        return None
+    requested = config.mixed_precision or DEFAULT_PRECISION
+    precision = resolve_precision("fp32" if requested == "no" else requested, PartialState().device)
+    return ACCELERATE_NAMES[precision]
 
 
 def save_base(model: nn.Module, folder: Path) -> None:
@@ -105,8 +120,7 @@ def prepare_run(config: TrainingConfig) -> TrainingRun:
     """
     check_output_dir(config)
     accelerator = Accelerator(
-        # None lets accelerate decide: `accelerate launch --mixed_precision`, `accelerate config` or its environment.
-        mixed_precision=config.mixed_precision,
+        mixed_precision=accelerate_precision(config),
         gradient_accumulation_steps=config.gradient_accumulation_steps,
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=config.seed),
         log_with=config.report_to,
@@ -130,9 +144,11 @@ def prepare_run(config: TrainingConfig) -> TrainingRun:
     )
     check_first_rows(splits, config.dataset, requirements, config.label_check_rows)
     scan_labels(splits, config.dataset, requirements, show_progress=accelerator.is_local_main_process)
-    if ADAPTATIONS[config.adaptation].needs_base and accelerator.is_main_process:
-        save_base(model, RunLayout(config.output_dir).base_dir)
+    # The base is written only once the adaptation has accepted the model (e.g. its LoRA targets exist).
+    base = copy.deepcopy(model) if ADAPTATIONS[config.adaptation].needs_base else None
     model, parameters = adapt_model(model, config.adaptation, config.lora)
+    if base is not None and accelerator.is_main_process:
+        save_base(base, RunLayout(config.output_dir).base_dir)
     logger.info(f"Adaptation {config.adaptation}: {parameters.as_dict()}")
 
     processor = GeoFMImageProcessor(normalization=config.normalization, num_channels=model.config.in_channels)
