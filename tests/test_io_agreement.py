@@ -175,7 +175,8 @@ def _predicted_directly(model_dir: Path, data: np.ndarray, **settings) -> np.nda
 
 def test_the_same_dat_flags_work_in_dataset_and_predict(tmp_path, volume, tiny_model_dir):
     write_f_order_dat(tmp_path / "seis.dat", volume.T)
-    write_f_order_dat(tmp_path / "fault.dat", np.zeros(volume.shape, np.float32).T)
+    # A fault in every other sample: a dataset without a single fault pixel is refused.
+    write_f_order_dat(tmp_path / "fault.dat", (np.arange(volume.size).reshape(volume.shape) % 2).astype(np.float32).T)
     layout = ["--shape", f"{SAMPLES},{len(CROSSLINES)},{len(INLINES)}", "--order", "F", "--byte-order", "big"]
 
     dataset = ["dataset", "--task", "fault", "--source", "dat", "--input", str(tmp_path), "--output"]

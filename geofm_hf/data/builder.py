@@ -193,6 +193,22 @@ def _quiet_datasets_progress() -> Iterator[None]:
             datasets.utils.enable_progress_bars()
 
 
+def check_every_class_present(class_pixels: np.ndarray, task: TaskSpec) -> None:
+    """Refuse a dataset without a single pixel of one of the task's classes: a model cannot learn it, and it
+    usually means a reader dropped what it could not place (boxes outside their image, unmatched label files).
+
+    Raises:
+        ValueError: naming the absent classes.
+    """
+    absent = [name for name, count in zip(task.label_names, class_pixels.tolist()) if count == 0]
+    if absent:
+        raise ValueError(
+            f"The {task.name} dataset would hold no pixel of class(es) {absent} "
+            f"(pixels per class: {dict(zip(task.label_names, class_pixels.tolist()))}); check the source's labels "
+            "and the warnings above about what the reader dropped"
+        )
+
+
 def build_dataset_dict(
     splits: Mapping[str, Iterable[Section]],
     task: TaskSpec,
@@ -208,13 +224,15 @@ def build_dataset_dict(
     (:func:`assign_splits`).
 
     Raises:
-        ValueError: an unknown or empty split, no train split, or a section failing :func:`validate_section`.
+        ValueError: an unknown or empty split, no train split, a section failing :func:`validate_section`, or a
+            class of the task without a single pixel (:func:`check_every_class_present`).
     """
     unknown = sorted(set(splits) - set(SPLITS))
     if unknown or "train" not in splits:
         raise ValueError(f"Sources must yield a 'train' split and only {', '.join(SPLITS)}; got {sorted(splits)}")
     counts: Counter[str] = Counter()
     widths: set[int] = set()
+    class_pixels = np.zeros(task.num_labels, dtype=np.int64)
 
     def checked() -> Iterator[Section]:
         for split in (s for s in SPLITS if s in splits):
@@ -222,6 +240,7 @@ def build_dataset_dict(
                 validate_section(section, task)
                 counts[split] += 1
                 widths.add(section.image.shape[1])
+                class_pixels[:] += np.bincount(section.label.ravel(), minlength=task.num_labels)[: task.num_labels]
                 yield section
 
     stream = iter(tqdm(checked(), desc=f"{task.name}: reading sections", unit=" sections"))
@@ -252,6 +271,7 @@ def build_dataset_dict(
     empty = [split for split in splits if counts[split] == 0]
     if empty:
         raise ValueError(f"The source yielded no sections for split(s) {', '.join(empty)}")
+    check_every_class_present(class_pixels, task)
     if len(widths) == 1:
         dataset = dataset.cast(
             section_features(widths.pop()), batch_size=writer_batch_size, writer_batch_size=writer_batch_size

@@ -85,7 +85,7 @@ def resolve_device(requested: str | torch.device | None = None) -> torch.device:
     try:
         device = torch.device(requested)
     except RuntimeError as error:
-        raise ValueError(f"--device {requested!r}: not a device name ({error}); expected cpu, cuda, cuda:1, mps") from None
+        raise ValueError(f"--device {requested}: not a device name ({error}); expected cpu, cuda, cuda:1, mps") from None
     available = {
         "cuda": torch.cuda.device_count() if torch.cuda.is_available() else 0,
         "mps": int(torch.backends.mps.is_available()),

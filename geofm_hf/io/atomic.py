@@ -90,13 +90,15 @@ def remove_stale_siblings(target: str | os.PathLike) -> list[Path]:
 
 def make_temp_path(path: str | os.PathLike) -> str:
     """Create an empty hidden file next to ``path`` (same file system, so a rename moves it into place atomically),
-    after removing what killed writers of ``path`` left there.
+    after removing what killed writers of ``path`` left there; the folder is created if needed.
 
     Unlike ``tempfile.mkstemp`` (mode 0600) the file gets the permissions the umask gives any new file, which the
     final output keeps.
     """
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
     remove_stale_siblings(path)
-    temp_path = os.path.join(os.path.dirname(os.path.abspath(path)), _temporary_name(path, "partial"))
+    temp_path = os.path.join(folder, _temporary_name(path, "partial"))
     os.close(os.open(temp_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
     return temp_path
 

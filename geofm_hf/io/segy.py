@@ -24,6 +24,11 @@ logger = logging.getLogger(__name__)
 
 INLINE_BYTE = int(segyio.TraceField.INLINE_3D)
 CROSSLINE_BYTE = int(segyio.TraceField.CROSSLINE_3D)
+# SEG-Y layout: textual + binary file header, then traces of a fixed header size; extended textual headers follow
+# the binary header.
+SEGY_FILE_HEADER_BYTES = 3600
+SEGY_TEXT_HEADER_BYTES = 3200
+SEGY_TRACE_HEADER_BYTES = 240
 # Duplicate/missing traces listed in messages; the rest are counted.
 _LISTED_TRACES = 8
 
@@ -145,12 +150,25 @@ class SegyReader(VolumeReader):
                 f"{self.name}: cannot read as {endian}-endian SEG-Y ({error}); check byte_order= (--byte-order)"
             ) from None
         try:
+            self._check_whole_traces()
             self.geometry = SurveyGeometry.from_headers(self.name, *self._line_numbers(iline, xline))
         except BaseException:
             self.file.close()
             raise
         self.samples = np.asarray(self.file.samples)
         self.shape = (len(self.geometry.inlines), len(self.geometry.crosslines), len(self.samples))
+
+    def _check_whole_traces(self) -> None:
+        """Refuse a file that ends inside a trace: segyio counts whole traces only, so the cut-off one (and, for a
+        truncated copy, every trace after it) would silently be missing."""
+        trace_bytes = SEGY_TRACE_HEADER_BYTES + len(self.file.samples) * self.file.dtype.itemsize
+        data_start = SEGY_FILE_HEADER_BYTES + SEGY_TEXT_HEADER_BYTES * self.file.ext_headers
+        extra = (os.path.getsize(self.name) - data_start) % trace_bytes
+        if extra:
+            raise ValueError(
+                f"{self.name}: ends {extra} bytes into a trace after {self.file.tracecount} whole traces of "
+                f"{trace_bytes} bytes: the file is truncated (an interrupted copy?) or not a SEG-Y file of this layout"
+            )
 
     def _line_numbers(self, iline: int, xline: int) -> tuple[np.ndarray, np.ndarray]:
         numbers = []

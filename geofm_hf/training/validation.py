@@ -28,7 +28,15 @@ from ..models.geofm.image_processing_geofm import GeoFMImageProcessor
 from ..models.tasks import TaskSpec
 from .adaptation import ADAPTATIONS
 from .layout import RunLayout
-from .state import BEST_METRIC, TrainerState, TrainingRun, record, require_finite_model
+from .state import (
+    BEST_METRIC,
+    TrainerState,
+    TrainingDivergedError,
+    TrainingRun,
+    divergence_causes,
+    record,
+    require_finite_model,
+)
 
 logger = get_logger(__name__)
 
@@ -92,10 +100,20 @@ def save_best(run: TrainingRun, step: int) -> None:
 
 
 def validate(run: TrainingRun, state: TrainerState, epoch: int) -> None:
-    """Score the validation split, record it, and export the model if it is the best so far."""
-    scores = evaluate_loader(
-        run.model, run.validation_loader, run.accelerator, run.task, run.unwrapped.config.ignore_index, "validation"
-    )
+    """Score the validation split, record it, and export the model if it is the best so far.
+
+    Raises:
+        TrainingDivergedError: the weights, or the logits they give, are no longer finite.
+    """
+    require_finite_model(run, state.global_step)
+    try:
+        scores = evaluate_loader(
+            run.model, run.validation_loader, run.accelerator, run.task, run.unwrapped.config.ignore_index, "validation"
+        )
+    except ValueError as error:  # the validation sections were checked before training: the logits are not finite
+        raise TrainingDivergedError(
+            f"Training diverged by step {state.global_step} (validation): {error}. {divergence_causes(run.config)}"
+        ) from None
     record(run, state, {"step": state.global_step, "epoch": epoch, "validation": _summary(scores)})
     logger.info(f"step {state.global_step}: validation mIoU {scores['mean_iou']:.4f}")
     if state.best_metric is None or scores[BEST_METRIC] > state.best_metric:

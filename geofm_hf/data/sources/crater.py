@@ -73,14 +73,21 @@ def read_box_file(path: Path) -> np.ndarray:
     return boxes
 
 
+def boxes_outside(shape: tuple[int, int], boxes: np.ndarray) -> np.ndarray:
+    """Which of ``boxes`` (x, y, w, h) lie entirely outside a (rows, cols) image: a bool (N,) array."""
+    x, y, w, h = boxes.T
+    return (x + w <= 0) | (y + h <= 0) | (x >= shape[1]) | (y >= shape[0])
+
+
 def ellipse_mask(shape: tuple[int, int], boxes: np.ndarray) -> np.ndarray:
-    """Rasterise the filled ellipses inscribed in ``boxes`` (x, y, w, h) on a uint8 (rows, cols) mask."""
+    """Rasterise the filled ellipses inscribed in ``boxes`` (x, y, w, h) on a uint8 (rows, cols) mask; boxes outside
+    the image (see :func:`boxes_outside`) mark nothing."""
     mask = np.zeros(shape, dtype=np.uint8)
     for x, y, w, h in boxes:
         r0, r1 = max(int(np.floor(y)), 0), min(int(np.ceil(y + h)), shape[0])
         c0, c1 = max(int(np.floor(x)), 0), min(int(np.ceil(x + w)), shape[1])
         if r0 >= r1 or c0 >= c1:
-            continue  # entirely outside the image
+            continue
         dy = (np.arange(r0, r1) + 0.5 - (y + h / 2)) / (h / 2)
         dx = (np.arange(c0, c1) + 0.5 - (x + w / 2)) / (w / 2)
         mask[r0:r1, c0:c1] |= (dy[:, None] ** 2 + dx[None, :] ** 2 <= 1.0).astype(np.uint8)
@@ -88,13 +95,20 @@ def ellipse_mask(shape: tuple[int, int], boxes: np.ndarray) -> np.ndarray:
 
 
 def _box_sections(pairs: list[tuple[str, Path, Path]], root: Path) -> Iterator[Section]:
+    dropped = total = 0
     for _, image_path, box_path in pairs:
         image = read_grey(image_path)
-        yield Section(
-            image=image,
-            label=ellipse_mask(image.shape, read_box_file(box_path)),
-            source_file=relative(image_path, root),
-        )
+        boxes = read_box_file(box_path)
+        outside = int(boxes_outside(image.shape, boxes).sum()) if len(boxes) else 0
+        if outside:
+            logger.warning(
+                "%s: %d of %d crater box(es) lie outside the %d x %d image %s and are dropped",
+                box_path, outside, len(boxes), image.shape[1], image.shape[0], image_path.name,
+            )
+        dropped, total = dropped + outside, total + len(boxes)
+        yield Section(image=image, label=ellipse_mask(image.shape, boxes), source_file=relative(image_path, root))
+    if dropped:
+        logger.warning("Dropped %d of %d crater box(es) lying outside their images", dropped, total)
 
 
 @register_source(
