@@ -176,6 +176,11 @@ class TrainingConfig:
         default=None,
     )
     seed: int = _help("seed of model initialisation, shuffling and augmentation", default=1234)
+    gradient_checkpointing: bool = _help(
+        "recompute the backbone's activations in the backward pass instead of keeping them: less memory for large "
+        "backbones, about a third more compute",
+        default=False,
+    )
     augmentation: AugmentationSettings = _help("augmentation settings", default_factory=AugmentationSettings)
     eval_steps: int | None = _help("evaluate on validation every N optimiser steps (default: each epoch)", default=None)
     save_steps: int | None = _help(

@@ -47,6 +47,14 @@ def accelerate_precision(config: TrainingConfig) -> str | None:
     return ACCELERATE_NAMES[precision]
 
 
+def enable_gradient_checkpointing(model: nn.Module) -> None:
+    """Checkpoint the backbone's blocks. Non-reentrant checkpoints give gradients to LoRA matrices and decoders even
+    when the backbone's inputs need none (frozen embeddings), where reentrant ones would silently give none."""
+    if not getattr(model, "supports_gradient_checkpointing", False):
+        raise ValueError(f"gradient_checkpointing: {type(model).__name__} does not support it; leave it false")
+    model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+
+
 def save_base(model: nn.Module, folder: Path) -> None:
     """The model as built, before any training: the base a LoRA adapter fits (its adapter_config names it)."""
     with staged_folder(folder, overwrite=True) as staging:
@@ -146,6 +154,8 @@ def prepare_run(config: TrainingConfig) -> TrainingRun:
     scan_labels(splits, config.dataset, requirements, show_progress=accelerator.is_local_main_process)
     # The base is written only once the adaptation has accepted the model (e.g. its LoRA targets exist).
     base = copy.deepcopy(model) if ADAPTATIONS[config.adaptation].needs_base else None
+    if config.gradient_checkpointing:
+        enable_gradient_checkpointing(model)
     model, parameters = adapt_model(model, config.adaptation, config.lora)
     if base is not None and accelerator.is_main_process:
         save_base(base, RunLayout(config.output_dir).base_dir)
