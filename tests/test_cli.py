@@ -17,6 +17,7 @@ def test_version_is_the_package_version(capsys):
     assert capsys.readouterr().out.strip() == f"geofm_hf {geofm_hf.__version__}"
 
 
+@pytest.mark.slow
 def test_help_lists_every_subcommand_without_importing_torch():
     code = (
         "import sys, geofm_hf_cli\n"

@@ -261,6 +261,7 @@ def test_cli_builds_records_the_command_and_reports_errors(tmp_path, capsys):
     assert "Repo id must" in capsys.readouterr().err and not (tmp_path / "bad").exists()
 
 
+@pytest.mark.slow
 def test_dataset_script_end_to_end(tmp_path):
     output = tmp_path / "fault"
     command = [sys.executable, "dataset_scripts/fault.py", "--source", "synthetic", "--num", "6", "--seed", "0"]

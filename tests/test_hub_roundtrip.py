@@ -18,7 +18,7 @@ from geofm_hf.data.builder import build_dataset_folder
 from geofm_hf.hub import stage_model_folder
 from hub_server import OLAH_CLI, OLAH_MISSING, dataset_view, file_digests, run_client, start_olah
 
-pytestmark = pytest.mark.hub
+pytestmark = [pytest.mark.hub, pytest.mark.slow]  # starts a Hub server and a client process
 
 MODEL_REPO, DATASET_REPO = "geofm-tests/salt-linear-tiny", "geofm-tests/salt"
 INPUT_SHAPE = (2, 1, 30, 44)

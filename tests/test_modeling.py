@@ -34,6 +34,7 @@ def test_loss_is_returned_with_labels_and_labels_of_another_size_are_refused(tin
         model(pixel_values=torch.randn(1, 1, *ODD_SIZE), labels=labels[..., :-1])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("decoder", ["linear", "mla"])
 def test_a_few_optimiser_steps_overfit_a_tiny_batch(decoder, tiny_config):
     torch.manual_seed(0)
@@ -178,6 +179,7 @@ def test_unet_default_widths_follow_the_study():
     assert [stage[0].out_channels for stage in model.decoder] == [128, 64, 32, 32]
 
 
+@pytest.mark.slow
 def test_decoder_parameter_counts_follow_the_study_widths():
     """ViT-S, 2 classes. The study's MLA and DPT also counted modules they never called (one MLA ``intmd`` block,
     664,704 parameters; DPT's deepest skip unit, 1,181,184): with those added back the counts equal its 10.97 M and

