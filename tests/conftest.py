@@ -1,7 +1,9 @@
 """Test-suite wide settings and shared fixtures.
 
 The suite is hermetic: no Hub (``HF_HUB_OFFLINE=1``), caches in a temporary folder, data generated here.
-Fixtures shared by several test modules live here; test modules never import each other.
+Fixtures shared by several test modules live here; test modules never import each other. Shared code that is not a
+fixture lives in helper modules next to the tests: ``hub_server`` (a local Hub), ``remote_client`` (a user's process
+without geofm_hf) and ``stand_ins`` (stand-in models whose predictions are known).
 """
 
 import os
