@@ -6,6 +6,8 @@ import pytest
 
 import geofm_hf
 from geofm_hf.cli import main
+from geofm_hf.cli import predict as predict_command
+from geofm_hf.inference import tiling
 from geofm_hf.inference import OutputMode, PredictionPlan, TileGrid, plan_prediction, predict_tiled, predict_with_plan
 from geofm_hf.io import SECTION_AXES, ArrayReader, SegyReader
 
@@ -30,8 +32,9 @@ def handed_plans(monkeypatch) -> list[PredictionPlan]:
         plans.append(plan)
         raise Planned
 
-    monkeypatch.setattr("geofm_hf.inference.tiling.predict_with_plan", record)
-    monkeypatch.setattr("geofm_hf.cli.predict.predict_with_plan", record)
+    # Both modules are imported above: importing the command's while the library's is patched would bind the stand-in.
+    monkeypatch.setattr(tiling, "predict_with_plan", record)
+    monkeypatch.setattr(predict_command, "predict_with_plan", record)
     return plans
 
 

@@ -262,9 +262,9 @@ def plan_prediction(
     Raises:
         ValueError: naming the option (or the input) and what it may be.
     """
-    source = data.name if isinstance(data, VolumeReader) else "the input section"
-    shape = tuple(int(length) for length in data.shape)
     is_volume = isinstance(data, VolumeReader)
+    source = data.name if is_volume else "the input section"
+    shape = tuple(int(length) for length in data.shape)
     if len(shape) != (3 if is_volume else 2):
         kind = "a volume (inline, crossline, time)" if is_volume else "a 2-D section (rows, columns)"
         raise ValueError(f"{source}: expected {kind}; got shape {shape}")
@@ -277,8 +277,9 @@ def plan_prediction(
     axes = get_section_axes(axis)
     tile = default_tile(config) if tile is None else tile
     min_size = getattr(config, "pad_multiple", 1)
-    pictures = [direction.picture_shape(shape) for direction in axes] if is_volume else [shape]
-    grids = tuple(TileGrid.plan(picture, tile, overlap, min_size) for picture in pictures)
+    # The sections as the model sees them: one shape per direction of a volume, or the section itself.
+    section_shapes = [direction.picture_shape(shape) for direction in axes] if is_volume else [shape]
+    grids = tuple(TileGrid.plan(section_shape, tile, overlap, min_size) for section_shape in section_shapes)
     return PredictionPlan(shape, mode, axes if is_volume else (), grids, blend, int(batch_size))
 
 
