@@ -79,7 +79,10 @@ def check_pixel_values(pixel_values: torch.Tensor, in_channels: int, min_size: i
         raise ValueError(
             f"pixel_values has {pixel_values.shape[1]} channels but the model's config.in_channels is {in_channels}"
         )
-    if min(pixel_values.shape[-2:]) < min_size:
+    # One comparison per side (not ``min``): under torch.export each becomes a bound on its own dimension, where
+    # ``min(height, width)`` would also fix which side is the smaller one.
+    height, width = pixel_values.shape[-2:]
+    if height < min_size or width < min_size:
         raise ValueError(
             f"pixel_values is {tuple(pixel_values.shape[-2:])} pixels; the model needs at least {min_size} x {min_size}"
         )
@@ -90,13 +93,25 @@ def pad_to_multiple(pixel_values: torch.Tensor, multiple: int) -> torch.Tensor:
 
     Reflection keeps the border statistics of seismic sections (zeros would look like a strong reflector); it needs
     the pad to be smaller than the image, so tiny inputs fall back to edge replication.
+
+    The pad is applied even when it is zero (a copy of the input): a shortcut for sizes that are already multiples
+    would be a branch on the input's shape, which ``torch.export`` fixes to the example's case. Inputs of at least
+    ``multiple`` pixels per side always take the reflection branch, so exports whose sizes start there have none.
     """
     height, width = pixel_values.shape[-2:]
     pad_h, pad_w = -height % multiple, -width % multiple
-    if pad_h == 0 and pad_w == 0:
-        return pixel_values
     mode = "reflect" if pad_h < height and pad_w < width else "replicate"
     return F.pad(pixel_values, (0, pad_w, 0, pad_h), mode=mode)
+
+
+def crop_to_size(logits: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """The top-left ``height`` x ``width`` of (padded) logits, as a new contiguous tensor.
+
+    A copy rather than the slicing view ``logits[..., :height, :width]``: whether that view is contiguous depends on
+    whether the input was padded, and ``torch.export`` would fix that answer to the example input's (an export from
+    a padded example then refuses sizes that are already multiples, and the reverse).
+    """
+    return torch.narrow_copy(torch.narrow_copy(logits, -2, 0, height), -1, 0, width)
 
 
 def init_conv_weights(module: nn.Module) -> bool:

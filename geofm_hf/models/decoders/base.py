@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
+from torch.fx.experimental.symbolic_shapes import statically_known_true
 from torch.nn import functional as F
 
 
@@ -66,9 +67,23 @@ class ConvBlock(nn.Sequential):
 
 
 def resize(x: torch.Tensor, size: Sequence[int], mode: str = "bilinear") -> torch.Tensor:
-    """Resize a (B, C, H, W) map to ``size``; a no-op when it already has that size."""
-    if tuple(x.shape[-2:]) == tuple(size):
+    """Resize a (B, C, H, W) map to ``size``; a no-op when it already has that size.
+
+    Under ``torch.export`` sizes are symbols: the no-op is taken only where the sizes are equal for every input (the
+    same symbol), never by comparing the example's values, which would tie the exported program to that case.
+    Resampling to the same size is the identity, so where the shortcut is not taken the result is the same.
+    """
+    if all(statically_known_true(have == want) for have, want in zip(x.shape[-2:], size)):
         return x
     if mode == "nearest":
         return F.interpolate(x, size=tuple(size), mode=mode)
     return F.interpolate(x, size=tuple(size), mode=mode, align_corners=False)
+
+
+def fraction_of(size: Sequence[int], fraction: int) -> tuple[int, int]:
+    """``size // fraction`` per side, at least 1 pixel.
+
+    ``torch.sym_max`` rather than ``max``: under ``torch.export`` the builtin would compare the symbolic sizes and
+    fix the branch of the example input; for plain integers both give the same value.
+    """
+    return tuple(torch.sym_max(1, side // fraction) for side in size)

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from .base import GeoDecoder, classifier_conv, register_decoder, resize
+from .base import GeoDecoder, classifier_conv, fraction_of, register_decoder, resize
 
 
 class ResidualConvUnit(nn.Module):
@@ -77,7 +77,6 @@ class DPTDecoder(GeoDecoder):
         path = None
         for level in range(len(levels) - 1, -1, -1):
             fraction = self.fractions[min(level, len(self.fractions) - 1)]
-            size = (max(1, output_size[0] // fraction), max(1, output_size[1] // fraction))
             x, skip = (levels[level], None) if path is None else (path, levels[level])
-            path = self.fusions[level](x, skip, size)
+            path = self.fusions[level](x, skip, fraction_of(output_size, fraction))
         return self.head_out(resize(self.head_in(path), output_size, self.upsample))

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from .base import ConvBlock, GeoDecoder, classifier_conv, register_decoder, resize
+from .base import ConvBlock, GeoDecoder, classifier_conv, fraction_of, register_decoder, resize
 
 
 @register_decoder("pup")
@@ -31,5 +31,5 @@ class PUPDecoder(GeoDecoder):
     def forward(self, features: Sequence[torch.Tensor], output_size: tuple[int, int]) -> torch.Tensor:
         x = features[-1]
         for stage, fraction in zip(self.stages, self.fractions):
-            x = resize(stage(x), (max(1, output_size[0] // fraction), max(1, output_size[1] // fraction)))
+            x = resize(stage(x), fraction_of(output_size, fraction))
         return self.classifier(resize(x, output_size))

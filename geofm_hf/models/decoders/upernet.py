@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from types import SimpleNamespace
 
 import torch
+from torch.fx.experimental.symbolic_shapes import statically_known_true
 from transformers.models.upernet.modeling_upernet import UperNetHead
 
 from .base import GeoDecoder, classifier_conv, register_decoder, resize
@@ -20,7 +21,8 @@ class UperNetDecoder(GeoDecoder):
     already give a pyramid and are used as they are.
     """
 
-    pyramid_scales = (4.0, 2.0, 1.0, 0.5)
+    # Resampling of same-grid levels as (numerator, denominator) of the grid: 4x, 2x, 1x and 0.5x.
+    pyramid_scales = ((4, 1), (2, 1), (1, 1), (1, 2))
 
     def __init__(
         self,
@@ -35,13 +37,35 @@ class UperNetDecoder(GeoDecoder):
         self.head.classifier = classifier_conv(channels, num_labels)
 
     def _pyramid(self, features: Sequence[torch.Tensor]) -> list[torch.Tensor]:
-        if len({tuple(f.shape[-2:]) for f in features}) > 1 or len(features) != len(self.pyramid_scales):
+        if len(features) != len(self.pyramid_scales) or not _on_one_grid(features):
             return list(features)
         height, width = features[0].shape[-2:]
         return [
-            resize(f, (max(1, round(height * s)), max(1, round(width * s))))
-            for f, s in zip(features, self.pyramid_scales)
+            resize(f, (_scaled(height, *scale), _scaled(width, *scale)))
+            for f, scale in zip(features, self.pyramid_scales)
         ]
 
     def forward(self, features: Sequence[torch.Tensor], output_size: tuple[int, int]) -> torch.Tensor:
         return resize(self.head(self._pyramid(features)), output_size)
+
+
+def _on_one_grid(features: Sequence[torch.Tensor]) -> bool:
+    """Whether every level has the first one's height and width (a plain ViT), for every input size.
+
+    Under ``torch.export`` the sizes are symbols; levels on one grid have the same ones, so no comparison of the
+    example's values (which would tie the exported program to it) is needed.
+    """
+    first = features[0].shape[-2:]
+    return all(statically_known_true(side == ref) for f in features[1:] for side, ref in zip(f.shape[-2:], first))
+
+
+def _scaled(side: int, numerator: int, denominator: int) -> int:
+    """``max(1, round(side * numerator / denominator))`` with Python's rounding (halves to even), in integers only.
+
+    ``round`` of a float is what the pyramid used first; symbolic sizes under ``torch.export`` need integer arithmetic
+    (and ``torch.sym_max``) to stay free of branches on the example input. Rounding halves to even: the quotient
+    goes up when twice the remainder exceeds the denominator, or equals it and the quotient is odd, which is
+    ``(2 * remainder + quotient % 2) // (denominator + 1)`` (0 or 1).
+    """
+    quotient, remainder = side * numerator // denominator, side * numerator % denominator
+    return torch.sym_max(1, quotient + (2 * remainder + quotient % 2) // (denominator + 1))

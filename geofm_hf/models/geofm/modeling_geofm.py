@@ -15,6 +15,7 @@ from ..segmenter import (
     GeoSegmentationPreTrainedModel,
     build_loss,
     check_pixel_values,
+    crop_to_size,
     pad_to_multiple,
     segmentation_output,
 )
@@ -111,7 +112,7 @@ class GeoFMForSemanticSegmentation(GeoFMPreTrainedModel):
         height, width = pixel_values.shape[-2:]
         padded = pad_to_multiple(pixel_values, self.config.pad_multiple)
         backbone_output = self.backbone(self.channel_adapter(padded), output_hidden_states=output_hidden_states)
-        logits = self.decoder(list(backbone_output.feature_maps), tuple(padded.shape[-2:]))[..., :height, :width]
+        logits = crop_to_size(self.decoder(list(backbone_output.feature_maps), tuple(padded.shape[-2:])), height, width)
         output = segmentation_output(logits, labels, self.loss_fn, backbone_output.hidden_states)
         return output if return_dict is not False else output.to_tuple()
 

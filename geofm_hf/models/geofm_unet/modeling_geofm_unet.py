@@ -11,6 +11,7 @@ from ..segmenter import (
     GeoSegmentationPreTrainedModel,
     build_loss,
     check_pixel_values,
+    crop_to_size,
     pad_to_multiple,
     segmentation_output,
 )
@@ -84,7 +85,7 @@ class GeoUNetForSemanticSegmentation(GeoUNetPreTrainedModel):
             skips.append(x)
         for stage, skip in zip(self.decoder, reversed(skips[:-1])):
             x = stage(torch.cat([skip, resize(x, skip.shape[-2:])], dim=1))
-        logits = self.classifier(x)[..., :height, :width]
+        logits = crop_to_size(self.classifier(x), height, width)
         output = segmentation_output(logits, labels, self.loss_fn)
         return output if return_dict is not False else output.to_tuple()
 
