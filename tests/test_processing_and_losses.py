@@ -53,7 +53,7 @@ def test_preprocess_shapes_and_errors():
     assert batch["pixel_values"].shape == (2, 1, 20, 30) and batch["pixel_values"].dtype == torch.float32
     with pytest.raises(ValueError, match="must share a shape"):
         processor([np.random.rand(20, 30), np.random.rand(21, 30)])
-    with pytest.raises(ValueError, match=r"expected \(height, width\) or \(1, height, width\)"):
+    with pytest.raises(ValueError, match=r"expected \(height, width\), \(1, height, width\) or a picture"):
         processor(np.random.rand(3, 20, 30))
 
 
@@ -68,12 +68,16 @@ def test_post_process_returns_class_maps_at_the_target_sizes():
     assert maps[1].shape == (8, 8) and maps[1][:, :3].eq(0).all() and maps[1][:, 5:].eq(1).all()
 
 
-def test_processor_round_trips_through_auto_image_processor(tmp_path):
+def test_processor_round_trips_through_auto_image_processor(tmp_path, tiny_config):
+    """Beside a model (what training and the Hub hold), AutoImageProcessor finds the processor through the model's
+    config; a processor saved alone loads with its own class."""
     processor = geofm_hf.GeoFMImageProcessor(normalization="standardize", clip_percentiles=(2, 98))
     processor.save_pretrained(tmp_path)
-    reloaded = AutoImageProcessor.from_pretrained(tmp_path)
-    assert type(reloaded) is geofm_hf.GeoFMImageProcessor
-    assert (reloaded.normalization, reloaded.clip_percentiles) == ("standardize", [2.0, 98.0])
+    alone = geofm_hf.GeoFMImageProcessor.from_pretrained(tmp_path)
+    tiny_config().save_pretrained(tmp_path)
+    for reloaded in (alone, AutoImageProcessor.from_pretrained(tmp_path)):
+        assert type(reloaded) is geofm_hf.GeoFMImageProcessor
+        assert (reloaded.normalization, reloaded.clip_percentiles) == ("standardize", [2.0, 98.0])
 
 
 def test_unknown_normalisation_is_refused():

@@ -12,6 +12,7 @@ from typing import Any
 import torch
 from accelerate import Accelerator, DataLoaderConfiguration, PartialState
 from accelerate.logging import get_logger
+from accelerate.state import AcceleratorState
 from accelerate.utils import set_seed
 from torch import nn
 from transformers import get_scheduler
@@ -127,6 +128,9 @@ def prepare_run(config: TrainingConfig) -> TrainingRun:
             than the crop), an unloadable backbone, LoRA targets matching nothing, or an output folder in use.
     """
     check_output_dir(config)
+    # accelerate keeps one precision per process and refuses a second Accelerator with another: each run (quickstart,
+    # a notebook training several models) starts from fresh accelerator settings; the distributed state is kept.
+    AcceleratorState._reset_state(reset_partial_state=False)
     accelerator = Accelerator(
         mixed_precision=accelerate_precision(config),
         gradient_accumulation_steps=config.gradient_accumulation_steps,
