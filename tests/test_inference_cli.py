@@ -1,5 +1,7 @@
 """`geofm predict` end to end, in-process: SEG-Y in, SEG-Y and overlay PNGs out; a raw 2-D section to .npy."""
 
+import json
+
 import numpy as np
 from PIL import Image
 
@@ -48,3 +50,20 @@ def test_predict_refuses_options_the_input_does_not_take(tmp_path, tiny_model_di
     assert "cube.npy: option(s) iline_byte do not apply to .npy input" in capsys.readouterr().err
     assert main([*arguments, "--byte-order", "big", "--option", "byte_order=little"]) == 2
     assert "byte_order given both as a flag and with --option" in capsys.readouterr().err
+
+
+def test_the_prediction_records_its_settings_and_precision(tmp_path, tiny_model_dir):
+    section = np.random.default_rng(4).standard_normal((40, 70)).astype(np.float32)
+    np.save(tmp_path / "line.npy", section)
+    outputs = {}
+    for precision in ("fp32", "bf16"):
+        target = tmp_path / f"labels-{precision}.npy"
+        arguments = ["predict", str(tiny_model_dir), str(tmp_path / "line.npy"), str(target), "--tile", "28"]
+        assert main([*arguments, "--precision", precision, "--output", "probabilities", "--device", "cpu"]) == 0
+        record = json.loads((tmp_path / f"{target.name}.json").read_text())
+        assert (record["precision"], record["device"], record["tiles"], record["output"]) == (
+            precision, "cpu", [[28, 28]], "probabilities"
+        )
+        outputs[precision] = np.load(target)
+    assert outputs["bf16"].dtype == np.float32
+    np.testing.assert_allclose(outputs["bf16"], outputs["fp32"], atol=0.05)

@@ -178,8 +178,21 @@ def test_equals_whole_image_forward_when_it_fits_one_tile(tiny_model, processor)
     with torch.no_grad():
         expected = model(pixel_values=pixel_values).logits.softmax(dim=1)[0].numpy()
     for tile in (None, (40, 61)):  # default tile (the task's 896) shrinks to the section
-        result = predict_tiled(model, section, tile=tile, processor=processor, progress=False)
+        result = predict_tiled(model, section, tile=tile, processor=processor, progress=False, precision="fp32")
         np.testing.assert_allclose(result, expected, atol=1e-5)
+
+
+def test_bf16_predicts_in_float32_close_to_fp32(tiny_model, processor):
+    model = tiny_model()
+    section = np.random.default_rng(2).standard_normal((40, 61)).astype(np.float32)
+    fp32, bf16 = (
+        predict_tiled(model, section, tile=28, processor=processor, progress=False, precision=precision)
+        for precision in ("fp32", "bf16")
+    )
+    assert bf16.dtype == np.float32 and not np.array_equal(bf16, fp32)  # it did run in bf16
+    np.testing.assert_allclose(bf16, fp32, atol=0.05)
+    with pytest.raises(ValueError, match="precision='fp8' is unknown; expected one of auto, bf16, fp16, fp32"):
+        predict_tiled(model, section, processor=processor, progress=False, precision="fp8")
 
 
 def test_deterministic(tiny_model, processor):

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import logging
 from pathlib import Path
 
 import numpy as np
 import torch
-from transformers import AutoModel
+import geofm_hf
 
 from .errors import reports_errors
 from ..io import (
     SectionAxis,
     VolumeReader,
+    write_atomically,
     create_output,
     get_axis_name,
     open_input,
@@ -28,13 +30,17 @@ from ..inference.plan import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_BLEND,
     DEFAULT_OVERLAP,
+    DEFAULT_PRECISION,
     OUTPUT_KINDS,
     OutputMode,
     PredictionPlan,
     plan_prediction,
 )
 from ..inference.plots import plot_prediction_overlay
+from ..evaluation.evaluate import load_model
+from ..evaluation.inference import resolve_device
 from ..inference.tiling import predict_with_plan
+from ..precision import PRECISIONS, resolve_precision
 
 logger = logging.getLogger(__name__)
 
@@ -111,6 +117,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda when available)")
+    parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default=DEFAULT_PRECISION,
+        help="auto (default: bf16 where the device computes it natively, else fp32), bf16, fp16 (CUDA) or fp32; "
+        "outputs are float32 either way",
+    )
     add_survey_arguments(parser.add_argument_group("input layout (the same options as `geofm dataset`)"))
     parser.set_defaults(func=run_predict)
 
@@ -118,7 +131,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 @reports_errors("predict")
 def run_predict(args: argparse.Namespace) -> None:
     refuse_existing(args.output, args.overwrite)
-    model = AutoModel.from_pretrained(args.model)
+    model = load_model(args.model)
     processor = _load_processor(args.model)
     options = merge_options({flag: getattr(args, flag) for flag in SURVEY_FLAGS}, args.option)
     data = open_input(args.input, **options)
@@ -133,13 +146,44 @@ def run_predict(args: argparse.Namespace) -> None:
             output=args.output_kind,
             output_class=args.output_class,
             axis=args.axis,
+            precision=args.precision,
         )
         _check_pictures(plan, args)
-        runtime = dict(device=args.device or ("cuda" if torch.cuda.is_available() else "cpu"), processor=processor)
+        device = resolve_device(args.device)
+        precision = resolve_precision(plan.precision, device)
+        logger.info("predicting on %s in %s", device, precision)
+        runtime = dict(device=device, processor=processor)
         if plan.is_volume:
             _predict_volume(model, data, plan, runtime, args)
         else:
             _predict_section(model, data, plan, runtime, args)
+        write_metadata(args, plan, device, precision)
+
+
+def metadata_path(output: Path) -> Path:
+    """Where the settings of a prediction are recorded: ``<output>.json`` beside it."""
+    return output.with_name(f"{output.name}.json")
+
+
+def write_metadata(args: argparse.Namespace, plan: PredictionPlan, device: torch.device, precision: str) -> Path:
+    """Record how ``args.output`` was made: model, input, directions, tiling, output mode, device and precision."""
+    record = {
+        "geofm_hf": geofm_hf.__version__,
+        "model": str(args.model),
+        "input": str(args.input),
+        "input_shape": list(plan.input_shape),
+        "output_shape": list(plan.output_shape),
+        "output": "labels" if plan.mode.labels else "probabilities",
+        "class": args.output_class,
+        "axes": [axis.name for axis in plan.axes],
+        "tiles": [list(grid.tile) for grid in plan.grids],
+        "overlap": args.overlap,
+        "blend": plan.blend,
+        "device": str(device),
+        "precision": precision,
+    }
+    text = json.dumps(record, indent=2)
+    return write_atomically(metadata_path(args.output), lambda temporary: temporary.write_text(text, encoding="utf-8"))
 
 
 def _load_processor(model: str) -> GeoFMImageProcessor:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..precision import PRECISIONS
 from ..io import SectionAxis, VolumeReader, get_section_axes
 from ..study import STUDY
 from .blending import check_blend
@@ -22,6 +23,8 @@ DEFAULT_TILE = 224
 DEFAULT_OVERLAP = 0.25
 DEFAULT_BLEND = "gaussian"
 DEFAULT_BATCH_SIZE = 8
+# bf16 where the hardware computes it natively, else fp32 (geofm_hf.precision).
+DEFAULT_PRECISION = "auto"
 OUTPUT_KINDS = ("labels", "probabilities")
 
 
@@ -207,6 +210,8 @@ class PredictionPlan:
             one grid.
         blend: the window weighting every tile (a name in :data:`~geofm_hf.inference.BLEND_WINDOWS`).
         batch_size: tiles per forward pass.
+        precision: as asked (``auto``, ``bf16``, ``fp16``, ``fp32``; see :mod:`geofm_hf.precision`); made concrete for
+            the device when the prediction runs.
     """
 
     input_shape: tuple[int, ...]
@@ -215,6 +220,7 @@ class PredictionPlan:
     grids: tuple[TileGrid, ...]
     blend: str
     batch_size: int
+    precision: str = DEFAULT_PRECISION
 
     @property
     def is_volume(self) -> bool:
@@ -246,6 +252,7 @@ def plan_prediction(
     output: str | None = None,
     output_class: int | str | None = None,
     axis: str | tuple[str, ...] = "inline",
+    precision: str = DEFAULT_PRECISION,
 ) -> PredictionPlan:
     """Check the options against the model and the input, and plan the prediction; reads no section.
 
@@ -271,6 +278,8 @@ def plan_prediction(
     _check_single_channel(config, source)
     mode = OutputMode.from_arguments(output, output_class, config)
     check_blend(blend)
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision={precision!r} is unknown; expected one of {', '.join(PRECISIONS)}")
     if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ValueError(f"batch_size={batch_size!r}: expected a whole number of tiles per forward pass, at least 1")
     # Checked for sections too, so that a misspelt axis is refused whatever the input.
@@ -280,7 +289,7 @@ def plan_prediction(
     # The sections as the model sees them: one shape per direction of a volume, or the section itself.
     section_shapes = [direction.picture_shape(shape) for direction in axes] if is_volume else [shape]
     grids = tuple(TileGrid.plan(section_shape, tile, overlap, min_size) for section_shape in section_shapes)
-    return PredictionPlan(shape, mode, axes if is_volume else (), grids, blend, int(batch_size))
+    return PredictionPlan(shape, mode, axes if is_volume else (), grids, blend, int(batch_size), precision)
 
 
 def _check_single_channel(config, source: str) -> None:
@@ -295,6 +304,7 @@ def _check_single_channel(config, source: str) -> None:
 
 __all__ = [
     "DEFAULT_OVERLAP",
+    "DEFAULT_PRECISION",
     "DEFAULT_TILE",
     "OUTPUT_KINDS",
     "OutputMode",

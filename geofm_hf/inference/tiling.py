@@ -22,6 +22,8 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from ..io.checks import NON_FINITE_LOGITS_HINT, check_finite_tensor
+from ..precision import autocast, resolve_precision
 from ..io import ArrayReader, MappedArray, SectionAxis, VolumeReader, check_finite, section_key
 from ..models.geofm.image_processing_geofm import AmplitudeStats, GeoFMImageProcessor
 from .blending import window_weights
@@ -29,6 +31,7 @@ from .plan import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_BLEND,
     DEFAULT_OVERLAP,
+    DEFAULT_PRECISION,
     PredictionPlan,
     TileGrid,
     plan_prediction,
@@ -53,10 +56,14 @@ class SectionPredictor:
         blend: window name (see :data:`~.blending.BLEND_WINDOWS`).
         batch_size: tiles per forward pass.
         device: where the model runs.
+        precision: ``bf16``, ``fp16`` or ``fp32`` (resolved): the model runs under autocast, probabilities are float32.
     """
 
-    def __init__(self, model: nn.Module, grid: TileGrid, blend: str, batch_size: int, device: torch.device):
+    def __init__(
+        self, model: nn.Module, grid: TileGrid, blend: str, batch_size: int, device: torch.device, precision: str = "fp32"
+    ):
         self.model, self.grid, self.batch_size, self.device = model, grid, batch_size, device
+        self.precision = precision
         self.num_labels = model.config.num_labels
         self.weights = window_weights(grid.tile, grid.overlap, blend)
         # Summed in the same tile order as the probabilities, so a sample whose tiles all agree gets it exactly.
@@ -91,7 +98,9 @@ class SectionPredictor:
     def _forward(self, batch: list[tuple[_SectionSum, tuple[int, int]]], progress: tqdm | None) -> None:
         tiles = np.stack([job.padded[self.grid.window(origin)] for job, origin in batch])
         pixel_values = torch.from_numpy(tiles).unsqueeze(1).to(self.device)
-        logits = self.model(pixel_values=pixel_values).logits
+        with autocast(self.precision, self.device):
+            logits = self.model(pixel_values=pixel_values).logits
+        check_finite_tensor(logits, "the model's output", NON_FINITE_LOGITS_HINT)
         expected = (len(batch), self.num_labels, *self.grid.tile)
         if tuple(logits.shape) != expected:
             raise ValueError(
@@ -160,6 +169,7 @@ def predict_tiled(
     out=None,
     progress: bool = True,
     scratch_dir: str | os.PathLike | None = None,
+    precision: str = DEFAULT_PRECISION,
 ):
     """Predict a whole section or survey with a segmentation model, tile by tile, blending the overlaps.
 
@@ -195,6 +205,8 @@ def predict_tiled(
         progress: show a tqdm progress bar.
         scratch_dir: folder for the on-disk float32 accumulator used when several directions are averaged
             (default: the system's temporary folder).
+        precision: ``"auto"`` (bf16 where the device computes it natively, else fp32), ``"bf16"``, ``"fp16"`` (CUDA)
+            or ``"fp32"``: the model runs under autocast; probabilities and outputs are float32 either way.
 
     Returns:
         ``out`` (or the new array): for a section (H, W), for a volume (inline, crossline, time); with all class
@@ -218,6 +230,7 @@ def predict_tiled(
         output=output,
         output_class=output_class,
         axis=axis,
+        precision=precision,
     )
     return predict_with_plan(
         model, data, plan, device, processor=processor, stats=stats, out=out, progress=progress, scratch_dir=scratch_dir
@@ -260,7 +273,7 @@ def predict_with_plan(
         device = next(model.parameters(), torch.empty(0)).device
     device = torch.device(device)
     model.to(device)
-    run = _Run(model, plan, device, progress)
+    run = _Run(model, plan, device, progress, resolve_precision(plan.precision, device))
     with _evaluating(model):
         if plan.is_volume:
             return _predict_volume(run, data, processor, stats, out, scratch_dir)
@@ -275,9 +288,10 @@ class _Run:
     plan: PredictionPlan
     device: torch.device
     progress: bool
+    precision: str
 
     def predictor(self, grid: TileGrid) -> SectionPredictor:
-        return SectionPredictor(self.model, grid, self.plan.blend, self.plan.batch_size, self.device)
+        return SectionPredictor(self.model, grid, self.plan.blend, self.plan.batch_size, self.device, self.precision)
 
     def progress_bar(self, total: int, description: str) -> tqdm:
         return tqdm(total=total, desc=description, unit="tile", disable=not self.progress)
