@@ -272,3 +272,16 @@ def test_cli_reports_bad_input_with_exit_code_2(tiny_model_dir, tmp_path, capsys
     assert run_cli(str(tiny_model_dir), str(data), *argv) == 2
     error = capsys.readouterr().err
     assert re.search(f"^geofm evaluate: error: .*{message}", error, flags=re.MULTILINE), error
+
+
+def test_evaluation_reports_the_precision_it_ran_in(tiny_model_dir, dataset_folder):
+    from datasets import load_dataset
+
+    from geofm_hf.evaluation import load_model_and_processor
+
+    model, processor = load_model_and_processor(str(tiny_model_dir))
+    test = load_dataset(str(dataset_folder))["test"]
+    fp32 = evaluate_model(model, processor, test, max_overlays=0, precision="fp32")
+    bf16 = evaluate_model(model, processor, test, max_overlays=0, precision="bf16")
+    assert (fp32["precision"], bf16["precision"]) == ("fp32", "bf16")
+    assert abs(fp32["mean_iou"] - bf16["mean_iou"]) < 0.05

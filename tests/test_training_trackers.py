@@ -39,7 +39,7 @@ def test_a_precision_in_the_config_beats_accelerate_environment(
 ):
     monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "bf16")
     result = train(tiny_run_config(tmp_path / "run", max_steps=2, eval_steps=2, mixed_precision="no"))
-    assert RunLayout(result.output_dir).read_run_results()["hyperparameters"]["mixed_precision"] == "no"
+    assert RunLayout(result.output_dir).read_run_results()["hyperparameters"]["mixed_precision"] == "fp32"
 
 
 def test_an_unknown_precision_is_refused(tmp_path, tiny_run_config):

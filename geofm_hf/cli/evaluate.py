@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from ..precision import PRECISIONS
 from ..evaluation.evaluate import check_same_task, dataset_label_names, evaluate_model, load_model_and_processor, load_split
 from ..evaluation.inference import resolve_device
 from ..evaluation.results import CONFUSION_MATRIX_FILE, EVAL_RESULTS_FILE
@@ -43,6 +44,7 @@ def run_evaluate(args: argparse.Namespace) -> None:
         device=device,
         max_overlays=args.max_overlays,
         output_dir=args.output,
+        precision=args.precision,
     )
     print(f"{args.model} on {args.dataset} [{args.split}]: {results['num_examples']} sections, task {results['task']}")
     print(_format_table(results))
@@ -86,6 +88,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--max-overlays", type=int, default=4, help="example pictures to write with --output")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda when available)")
+    parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="auto",
+        help="auto (bf16 where the device computes it natively, else fp32), bf16, fp16 (CUDA) or fp32",
+    )
     parser.set_defaults(func=run_evaluate)
 
 

@@ -28,6 +28,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import AutoModel
 
+from ..precision import autocast, resolve_precision
 from ..io.checks import check_finite_parameters
 from ..io.weights import NON_FINITE_WEIGHTS_HINT, check_weight_folder
 from ..metrics import ConfusionAccumulator
@@ -156,6 +157,7 @@ def evaluate_model(
     max_overlays: int = 4,
     output_dir: str | os.PathLike | None = None,
     split: str | None = None,
+    precision: str = "auto",
 ) -> dict[str, Any]:
     """Scores a segmentation model on one dataset split.
 
@@ -188,12 +190,15 @@ def evaluate_model(
             there (each atomically; see :mod:`geofm_hf.evaluation.results`).
         split: name of the split in reports; defaults to ``dataset.split`` (which ``Dataset.select`` does not
             update, so callers holding carved-out splits should pass it).
+        precision: ``auto`` (bf16 where ``device`` computes it natively, else fp32), ``bf16``, ``fp16`` or ``fp32``;
+            the one used is reported as ``precision``.
 
     Returns:
         `dict`: :func:`~geofm_hf.metrics.segmentation_scores` of the split (``mean_iou``, ``mean_pixel_accuracy``,
         ``overall_accuracy``, ``mean_f1``, ``per_class_*`` keyed by class name, ``confusion_matrix``), the study's
         ``study_batch_miou`` and ``study_batch_mpa``, and ``task``, ``split``, ``num_examples``,
-        ``num_labelled_pixels``, ``label_names``, ``ignore_index``, ``study_batch_size``; with ``output_dir`` also
+        ``num_labelled_pixels``, ``label_names``, ``ignore_index``, ``study_batch_size``, ``precision``; with
+        ``output_dir`` also
         ``figures`` (file names, relative to ``output_dir``).
 
     Raises:
@@ -220,9 +225,10 @@ def evaluate_model(
         collate_fn=PadCollator(),
     )
     device = torch.device(device)
+    precision = resolve_precision(precision, device)
     model.to(device)
     row = 0
-    with evaluation_mode(model), tqdm(total=len(dataset), desc=f"evaluating {where}", unit="section") as progress:
+    with evaluation_mode(model), autocast(precision, device), tqdm(total=len(dataset), desc=f"evaluating {where}", unit="section") as progress:
         for batch in loader:
             scored = score_batch(model, {k: v.to(device) for k, v in batch.items()}, config.num_labels, ignore_index)
             for prediction, confusion in zip(scored.predictions, scored.confusions.numpy(), strict=True):
@@ -242,6 +248,7 @@ def evaluate_model(
         label_names=names,
         ignore_index=ignore_index,
         study_batch_size=study_batch_size,
+        precision=precision,
     )
     if output_dir is not None:
         results["figures"] = write_figures(Path(output_dir), results, examples, names, ignore_index)

@@ -54,7 +54,7 @@ def _hyperparameters(run: TrainingRun, state: TrainerState) -> dict[str, Any]:
         "effective_batch_size": config.batch_size * config.gradient_accumulation_steps * world,
         "loss_weights": model_config.loss_weights,
         "class_weights": model_config.class_weights,
-        "mixed_precision": run.accelerator.mixed_precision,
+        "mixed_precision": run.precision,
         "normalization": config.normalization,
         "augmentation": dataclasses.asdict(config.augmentation),
         **describe_architecture(run.unwrapped).settings,
@@ -90,18 +90,18 @@ def peak_gpu_memory(device: torch.device) -> int | None:
 
 def evaluate_best_on_test(run: TrainingRun, model: PreTrainedModel, processor: GeoFMImageProcessor) -> dict[str, Any]:
     """Evaluate the reloaded ``best/`` on the test split into ``test/``, as ``geofm evaluate`` would."""
-    with run.accelerator.autocast():
-        return evaluate_model(
-            model,
-            processor,
-            run.test_split,
-            batch_size=run.config.per_device_eval_batch_size,
-            study_batch_size=2 * study_task(run.task.name).batch_size,
-            device=run.accelerator.device,
-            max_overlays=TEST_OVERLAYS,
-            output_dir=run.layout.test_dir,
-            split="test",
-        )
+    return evaluate_model(
+        model,
+        processor,
+        run.test_split,
+        batch_size=run.config.per_device_eval_batch_size,
+        study_batch_size=2 * study_task(run.task.name).batch_size,
+        device=run.accelerator.device,
+        max_overlays=TEST_OVERLAYS,
+        output_dir=run.layout.test_dir,
+        split="test",
+        precision=run.precision,
+    )
 
 
 def push_best(run: TrainingRun, model: PreTrainedModel, processor: GeoFMImageProcessor, test_miou: float) -> None:

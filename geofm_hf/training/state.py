@@ -97,6 +97,12 @@ class TrainingRun:
     def unwrapped(self) -> nn.Module:
         return self.accelerator.unwrap_model(self.model)
 
+    @property
+    def precision(self) -> str:
+        """The run's precision in geofm_hf's names (accelerate calls fp32 "no")."""
+        mixed = self.accelerator.mixed_precision
+        return "fp32" if mixed == "no" else mixed
+
 
 @dataclass
 class TrainingResult:
