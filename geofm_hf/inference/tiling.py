@@ -100,14 +100,16 @@ class SectionPredictor:
         pixel_values = torch.from_numpy(tiles).unsqueeze(1).to(self.device)
         with autocast(self.precision, self.device):
             logits = self.model(pixel_values=pixel_values).logits
-        check_finite_tensor(logits, "the model's output", NON_FINITE_LOGITS_HINT)
         expected = (len(batch), self.num_labels, *self.grid.tile)
         if tuple(logits.shape) != expected:
             raise ValueError(
                 f"model returned logits of shape {tuple(logits.shape)} for tiles {tuple(pixel_values.shape)}; "
                 f"expected {expected}"
             )
-        probabilities = logits.float().softmax(dim=1).cpu().numpy()
+        probabilities = logits.float().softmax(dim=1)
+        # Checked after the softmax: a logit of -inf is a probability of 0, but NaN or +inf make NaN probabilities.
+        check_finite_tensor(probabilities, "the model's class probabilities", NON_FINITE_LOGITS_HINT)
+        probabilities = probabilities.cpu().numpy()
         for (job, origin), tile_probabilities in zip(batch, probabilities):
             job.total[(slice(None), *self.grid.window(origin))] += tile_probabilities * self.weights
             job.tiles_left -= 1
