@@ -161,6 +161,7 @@ def start_olah(workdir: Path, timeout: float = START_TIMEOUT_S) -> OlahServer:
 # --- the user's side: download by repo id, in a fresh process ------------------------------------------------------
 
 ARRAY_COLUMNS = ("image", "label")
+PICTURE_COLUMNS = ("image_preview", "label_preview")
 CLIENT_TIMEOUT_S = 300
 # Settings a parent environment may hold that would make the client offline or send a real token to the server.
 CLIENT_ENV_DROPPED = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE")
@@ -177,18 +178,27 @@ def file_digests(folder: Path) -> dict[str, str]:
 
 def dataset_view(dataset_dict: Any) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """A ``DatasetDict`` as numpy arrays (``"<split>/image"``, ``"<split>/label"``) and, as it reads back from JSON,
-    the features and other columns of each split.
+    the features, the other columns and the digests of the preview pictures of each split.
 
     Labels come back as int64 (``datasets``' numpy format upcasts uint8); their stored type is in the features.
     """
+    import datasets
+
     arrays, described = {}, {}
     for split, dataset in dataset_dict.items():
         columns = dataset.select_columns(list(ARRAY_COLUMNS)).with_format("numpy")[:]
         for column in ARRAY_COLUMNS:
             arrays[f"{split}/{column}"] = columns[column]
+        pictures = dataset.select_columns(list(PICTURE_COLUMNS))
+        for column in PICTURE_COLUMNS:
+            pictures = pictures.cast_column(column, datasets.Image(decode=False))
         described[split] = {
             "features": dataset.features.to_dict(),
-            "rows": dataset.remove_columns(list(ARRAY_COLUMNS)).to_list(),
+            "rows": dataset.remove_columns([*ARRAY_COLUMNS, *PICTURE_COLUMNS]).to_list(),
+            "preview_sha256": [
+                {column: hashlib.sha256(row[column]["bytes"]).hexdigest() for column in PICTURE_COLUMNS}
+                for row in pictures
+            ],
         }
     return arrays, json.loads(json.dumps(described))
 

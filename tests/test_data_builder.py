@@ -80,7 +80,9 @@ def test_build_keeps_splits_columns_and_provenance(tmp_path):
     assert list(dataset) == ["train", "validation", "test"]
     assert [dataset[s].num_rows for s in dataset] == [4, 2, 3]
     features = dataset["train"].features
-    assert list(features) == ["image", "label", "source_file", "section_index", "section_axis", "depth"]
+    assert list(features) == [
+        "image_preview", "label_preview", "image", "label", "source_file", "section_index", "section_axis", "depth"
+    ]
     assert features["image"] == Array2D(shape=(None, 5), dtype="float32")
     assert features["label"] == Array2D(shape=(None, 5), dtype="uint8")
     assert dataset["test"]["section_index"] == [6, 7, 8]
@@ -280,3 +282,20 @@ def test_dataset_script_end_to_end(tmp_path):
     expected = GENERATORS["fault"](np.random.default_rng([0, 5]), (128, 128))
     assert test_row["image"].tobytes() == expected.image.tobytes()
     assert "python dataset_scripts/fault.py --source synthetic --num 6 --seed 0" in (output / "README.md").read_text()
+
+
+def test_every_row_has_pictures_of_section_and_labels_for_the_viewer(tmp_path):
+    from datasets import Image as ImageFeature
+
+    dataset = build_dataset_dict(
+        {"train": sections(4)}, FAULT, cache_dir=tmp_path, validation_fraction=0.25, test_fraction=0.25
+    )
+    assert dataset["train"].features["image_preview"] == dataset["train"].features["label_preview"] == ImageFeature()
+    row, section = dataset["train"][0], make_section(0)
+    grey, labels = row["image_preview"], row["label_preview"]
+    assert (grey.mode, grey.size, labels.mode, labels.size) == ("L", section.image.shape[::-1], "P", section.image.shape[::-1])
+    np.testing.assert_array_equal(np.asarray(labels), section.label)  # palette indices are the class ids
+    assert labels.getpalette()[3:6] == [230, 159, 0]  # class 1's colour
+    order = np.argsort(section.image.ravel())
+    assert (np.diff(np.asarray(grey).ravel()[order].astype(int)) >= 0).all()  # grey levels keep the values' order
+    np.testing.assert_array_equal(np.asarray(row["image"], dtype=np.float32), section.image)  # arrays stay exact

@@ -26,7 +26,7 @@ from typing import Any
 
 import datasets
 import numpy as np
-from datasets import Array2D, Dataset, DatasetDict, Features, List, Value
+from datasets import Array2D, Dataset, DatasetDict, Features, Image, List, Value
 from datasets.exceptions import DatasetGenerationError
 from huggingface_hub import CommitInfo
 from tqdm.auto import tqdm
@@ -34,6 +34,7 @@ from tqdm.auto import tqdm
 from ..hub import CardInfo, make_dataset_card, push_folder, split_statistics
 from ..io.atomic import staged_folder
 from ..models.tasks import TaskSpec, get_task
+from .preview import image_preview, label_preview
 from .records import SOURCES, Section, get_source
 
 SPLITS = ("train", "validation", "test")
@@ -110,9 +111,10 @@ def validate_section(section: Section, task: TaskSpec) -> None:
 
 
 def section_features(width: int | None) -> Features:
-    """Columns of a dataset: ``Array2D`` images when every section is ``width`` wide, nested lists otherwise.
+    """Columns of a dataset: ``Array2D`` images when every section is ``width`` wide, nested lists otherwise, and a
+    grey picture of each section and a colour picture of its labels for the Hub's dataset viewer.
 
-    Both store the float32 values losslessly; ``Array2D`` reads back faster and shows its shape on the Hub.
+    Both array types store the float32 values losslessly; ``Array2D`` reads back faster and shows its shape.
     """
     if width is None:
         image, label = List(List(Value("float32"))), List(List(Value("uint8")))
@@ -120,6 +122,8 @@ def section_features(width: int | None) -> Features:
         image, label = Array2D(shape=(None, width), dtype="float32"), Array2D(shape=(None, width), dtype="uint8")
     return Features(
         {
+            "image_preview": Image(),
+            "label_preview": Image(),
             "image": image,
             "label": label,
             "source_file": Value("string"),
@@ -132,6 +136,8 @@ def section_features(width: int | None) -> Features:
 
 def _row(section: Section) -> dict[str, Any]:
     return {
+        "image_preview": {"bytes": image_preview(section.image), "path": None},
+        "label_preview": {"bytes": label_preview(section.label), "path": None},
         "image": section.image,
         "label": section.label,
         "source_file": section.source_file,
