@@ -1,9 +1,9 @@
 """Benchmark of whole-volume prediction (not a test): throughput, peak memory, and the cost of tiling and I/O.
 
 Part 1, per decoder of `geofm_hf.models.decoders.DECODERS`, a DINOv2-S-sized model with random weights predicts a synthetic
-cube streamed from a .npy file into a .npy file (`predict_tiled`, survey-wide normalisation, Gaussian blending). The
-same number of tiles is then pushed through the bare model (random input, same batches); the difference is the
-overhead of tiling, blending, normalisation and I/O.
+cube streamed from a .npy file into a .npy file (`predict_tiled`, survey-wide normalisation, Gaussian blending), in
+each precision of ``--precisions`` (fp32 and auto by default) side by side, with the speed-up against fp32. "in model
+s" is the time spent inside the model's forward; the rest ("ovh/model") is tiling, blending, normalisation and I/O.
 
 Part 2 streams a volume several times larger than a memory budget through a tiny model, along one direction and
 along all three (averaged in an on-disk accumulator), and reports the peak resident memory added by the run.
@@ -146,25 +146,37 @@ def bench_decoders(args, folder: Path) -> None:
         f"overlap {args.overlap}, batch {args.batch_size}, axis {args.axis}, {device}, "
         f"{torch.get_num_threads()} torch threads, best of {args.repeats}"
     )
-    columns = ("tiles", "predict s", "in model s", "bare s", "ovh/model", "ovh/bare", "samples/s", "peak MiB", "+MiB")
-    print(f"{'decoder':<9}" + "".join(f"{name:>11}" for name in columns))
+    columns = ("tiles", "predict s", "in model s", "ovh/model", "samples/s", "x fp32", "peak MiB", "+MiB")
+    print(f"{'decoder':<9}{'precision':<10}" + "".join(f"{name:>11}" for name in columns))
     for decoder in args.decoders:
-        torch.manual_seed(0)
-        config = geofm_hf.GeoFMConfig.for_task("fault", backbone="dinov2-small", decoder=decoder)
-        model = geofm_hf.GeoFMForSemanticSegmentation(config).eval().to(device)
-        clock = ForwardClock(model, device)
-        tiles, tile = plan_tiles(shape, args.axis, args.tile, args.overlap, config.pad_multiple)
-        timed_bare_forward(model, args.batch_size, tile, args.batch_size, device)  # warm-up
-        runs, bare = [], []
-        for _ in range(args.repeats):  # interleaved, so a change in machine load hits both alike
-            runs.append(timed_prediction(model, clock, source, folder / "prediction.npy", settings))
-            bare.append(timed_bare_forward(model, tiles, tile, args.batch_size, device))
-        run, bare = min(runs, key=lambda r: r.seconds), min(bare)
-        print(
-            f"{decoder:<9}{tiles:>11}{run.seconds:>11.1f}{run.model_seconds:>11.1f}{bare:>11.1f}"
-            f"{run.seconds / run.model_seconds - 1:>11.1%}{run.seconds / bare - 1:>11.1%}"
-            f"{math.prod(shape) / run.seconds:>11,.0f}{run.peak_mib:>11.0f}{max(r.added_mib for r in runs):>11.0f}"
-        )
+        baseline = None
+        for precision in args.precisions:
+            baseline = bench_decoder(args, folder, source, decoder, precision, settings, baseline)
+
+
+def bench_decoder(args, folder: Path, source: Path, decoder: str, precision: str, settings: dict, baseline):
+    """One decoder in one precision: the row of part 1; returns the fp32 samples/s (the speed-up's reference)."""
+    device, shape = settings["device"], (args.size,) * 3
+    torch.manual_seed(0)
+    config = geofm_hf.GeoFMConfig.for_task("fault", backbone="dinov2-small", decoder=decoder)
+    model = geofm_hf.GeoFMForSemanticSegmentation(config).eval().to(device)
+    clock = ForwardClock(model, device)
+    tiles, tile = plan_tiles(shape, args.axis, args.tile, args.overlap, config.pad_multiple)
+    timed_bare_forward(model, args.batch_size, tile, args.batch_size, device)  # warm-up
+    runs = [
+        timed_prediction(model, clock, source, folder / "prediction.npy", dict(settings, precision=precision))
+        for _ in range(args.repeats)
+    ]
+    run = min(runs, key=lambda r: r.seconds)
+    speed = math.prod(shape) / run.seconds
+    baseline = speed if precision == "fp32" else baseline
+    speedup = f"{speed / baseline:.2f}" if baseline else "-"
+    print(
+        f"{decoder:<9}{precision:<10}{tiles:>11}{run.seconds:>11.1f}{run.model_seconds:>11.1f}"
+        f"{run.seconds / run.model_seconds - 1:>11.1%}{speed:>11,.0f}{speedup:>11}{run.peak_mib:>11.0f}"
+        f"{max(r.added_mib for r in runs):>11.0f}"
+    )
+    return baseline
 
 
 def bench_streaming(args, folder: Path) -> None:
@@ -217,6 +229,10 @@ def main() -> None:
     parser.add_argument("--scratch", default=None, help="folder for the cubes (default: the system temp folder)")
     parser.add_argument("--repeats", type=int, default=2, help="part 1 runs per decoder; the fastest is reported")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument(
+        "--precisions", type=lambda text: [p for p in text.split(",") if p], default=["fp32", "auto"],
+        help="precisions of part 1, side by side (fp32 first: the speed-up's reference)",
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
