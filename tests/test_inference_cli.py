@@ -67,3 +67,13 @@ def test_the_prediction_records_its_settings_and_precision(tmp_path, tiny_model_
         outputs[precision] = np.load(target)
     assert outputs["bf16"].dtype == np.float32
     np.testing.assert_allclose(outputs["bf16"], outputs["fp32"], atol=0.05)
+
+
+def test_a_scratch_folder_left_by_a_killed_prediction_is_removed_by_the_next(tmp_path, tiny_model_dir, segy_file):
+    target = tmp_path / "faults.npy"
+    orphan = tmp_path / ".faults.npy.tmp-999999-deadbeef"  # what a killed 3-direction prediction leaves
+    (orphan / "geofm-predict-x").mkdir(parents=True)
+    (orphan / "geofm-predict-x" / "probability_sum.f32").write_bytes(b"\0" * 64)
+    arguments = ["predict", str(tiny_model_dir), str(segy_file), str(target), "--tile", "28", "--axis", "all"]
+    assert main([*arguments, "--device", "cpu", "--precision", "fp32"]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["faults.npy", "faults.npy.json"]

@@ -23,6 +23,7 @@ from ..io import (
     open_output,
     refuse_existing,
 )
+from ..io.atomic import scratch_folder
 from ..io.options import SURVEY_FLAGS, add_survey_arguments, merge_options
 from ..models.geofm.image_processing_geofm import GeoFMImageProcessor
 from ..inference.blending import BLEND_WINDOWS
@@ -224,8 +225,11 @@ def _predict_section(model, section: np.ndarray, plan: PredictionPlan, runtime: 
 
 def _predict_volume(model, reader: VolumeReader, plan: PredictionPlan, runtime: dict, args) -> None:
     shape = plan.output_shape
-    with create_output(args.output, shape, plan.output_dtype, template=reader, overwrite=args.overwrite) as out:
-        predict_with_plan(model, reader, plan, out=out, **runtime)
+    with (
+        create_output(args.output, shape, plan.output_dtype, template=reader, overwrite=args.overwrite) as out,
+        scratch_folder(args.output) as scratch,
+    ):
+        predict_with_plan(model, reader, plan, out=out, scratch_dir=scratch, **runtime)
     logger.info("wrote %s", args.output)
     if not args.png:
         return

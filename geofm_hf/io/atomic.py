@@ -241,13 +241,31 @@ def staged_folder(folder: str | os.PathLike, overwrite: bool = False) -> Iterato
         raise
 
 
+@contextlib.contextmanager
+def scratch_folder(target: str | os.PathLike) -> Iterator[Path]:
+    """Yield a hidden working folder next to ``target`` (e.g. a prediction's on-disk accumulator), removed when the
+    block ends, however it ends; one left by a killed process is removed by the next writer of ``target``
+    (:func:`remove_stale_siblings`), which a folder in the system's temporary directory would never be."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_siblings(target)
+    folder = target.parent / _temporary_name(target, "tmp")
+    folder.mkdir()
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 __all__ = [
     "STALE_AFTER_SECONDS",
     "AtomicOutput",
     "make_temp_path",
     "refuse_existing",
     "remove_stale_siblings",
+    "scratch_folder",
     "staged_folder",
     "swap_in_folder",
     "write_atomically",
 ]
+
