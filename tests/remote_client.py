@@ -23,6 +23,26 @@ class BlockGeofmHF(importlib.abc.MetaPathFinder):
         return None
 
 
+def run_client(request: dict, workdir: Path, env: dict[str, str]) -> tuple[dict, dict]:
+    """Run :func:`load_without_geofm_hf` for ``request`` in a fresh process (geofm_hf blocked); return its findings
+    and arrays. ``env`` is added to this process's environment (e.g. the Hub endpoint)."""
+    import os
+    import subprocess
+
+    import numpy as np
+
+    out = workdir / "client-out"
+    out.mkdir()
+    (workdir / "request.json").write_text(json.dumps({**request, "out": str(out)}))
+    environment = {**os.environ, "HF_HOME": str(workdir / "hf-home"), **env}
+    result = subprocess.run(
+        [sys.executable, __file__, str(workdir / "request.json")], env=environment, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    with np.load(out / "arrays.npz") as arrays:
+        return json.loads((out / "result.json").read_text()), dict(arrays)
+
+
 def load_without_geofm_hf(request: dict) -> tuple[dict, dict]:
     import numpy as np
     import torch

@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import PIL.Image
 import pytest
 import torch
 from accelerate.state import AcceleratorState
@@ -68,3 +69,24 @@ def test_a_folder_without_geofm_adapter_info_is_refused_with_the_peft_way(tmp_pa
     (tmp_path / "adapter_config.json").write_text("{}")
     with pytest.raises(FileNotFoundError, match="not an adapter written by geofm_hf.*PeftModel.from_pretrained"):
         load_adapter(tmp_path, base=tiny_model())
+
+
+@pytest.mark.slow
+def test_the_best_folder_of_a_run_loads_with_transformers_alone(lora_run, tmp_path):
+    """What `geofm train` writes travels: best/ loads and segments where geofm_hf cannot be imported."""
+    from remote_client import run_client
+
+    rng = np.random.default_rng(5)
+    np.save(tmp_path / "section.npy", rng.standard_normal((28, 42)).astype(np.float32))
+    PIL.Image.fromarray((rng.random((28, 42)) * 255).astype(np.uint8)).save(tmp_path / "section.png")
+    request = {"model": str(lora_run.best_dir), "section": str(tmp_path / "section.npy"),
+               "picture": str(tmp_path / "section.png")}
+    findings, arrays = run_client(request, tmp_path, {"HF_HUB_OFFLINE": "1"})
+    assert not findings["geofm_hf_loaded"] and findings["model_module"].startswith("transformers_modules.")
+    model = AutoModelForSemanticSegmentation.from_pretrained(lora_run.best_dir).eval()
+    processor = geofm_hf.GeoFMImageProcessor.from_pretrained(lora_run.best_dir)
+    with torch.no_grad():
+        expected = model(**processor(np.load(tmp_path / "section.npy"))).logits.numpy()
+    np.testing.assert_array_equal(arrays["AutoModel"], expected)
+    assert arrays["section_segmentation"].shape == (28, 42)
+    assert {key for key in arrays if key.startswith("picture_mask_")} <= {"picture_mask_background", "picture_mask_fault"}

@@ -2,10 +2,7 @@
 pipelines segment with and without geofm_hf importable."""
 
 import json
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,11 +10,11 @@ import PIL.Image
 import pytest
 import torch
 from hub_server import NO_PROXY, OLAH_CLI, OLAH_MISSING, start_olah
+from remote_client import run_client
 from transformers import AutoConfig, AutoImageProcessor, AutoModel, pipeline
 
 import geofm_hf
 
-CLIENT = Path(__file__).parent / "remote_client.py"
 SECTION_SHAPE = (40, 50)
 
 
@@ -55,19 +52,6 @@ def saved_folder(request, tmp_path_factory, tiny_model) -> Path:
     else:
         model = tiny_model(task="salt", decoder="mla", decoder_kwargs={"channels": 8})
     return _save(folder, model)
-
-
-def run_client(request: dict, workdir: Path, env: dict[str, str]) -> tuple[dict, dict]:
-    out = workdir / "client-out"
-    out.mkdir()
-    (workdir / "request.json").write_text(json.dumps({**request, "out": str(out)}))
-    environment = {**os.environ, "HF_HOME": str(workdir / "hf-home"), **env}
-    result = subprocess.run(
-        [sys.executable, str(CLIENT), str(workdir / "request.json")], env=environment, capture_output=True, text=True
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    with np.load(out / "arrays.npz") as arrays:
-        return json.loads((out / "result.json").read_text()), dict(arrays)
 
 
 def check_client_matches(findings: dict, arrays: dict, expected: dict) -> None:
