@@ -23,7 +23,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..io.checks import NON_FINITE_LOGITS_HINT, check_finite_tensor
-from ..precision import autocast, resolve_precision
+from ..precision import autocast, prefer_channels_last, resolve_precision
 from ..io import ArrayReader, MappedArray, SectionAxis, VolumeReader, check_finite, section_key
 from ..models.geofm.image_processing_geofm import AmplitudeStats, GeoFMImageProcessor
 from .blending import window_weights
@@ -275,7 +275,9 @@ def predict_with_plan(
         device = next(model.parameters(), torch.empty(0)).device
     device = torch.device(device)
     model.to(device)
-    run = _Run(model, plan, device, progress, resolve_precision(plan.precision, device))
+    precision = resolve_precision(plan.precision, device)
+    prefer_channels_last(model, precision)
+    run = _Run(model, plan, device, progress, precision)
     with _evaluating(model):
         if plan.is_volume:
             return _predict_volume(run, data, processor, stats, out, scratch_dir)

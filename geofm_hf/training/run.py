@@ -6,6 +6,8 @@ path and renamed, so an interrupted run leaves no half-written file.
 
 from __future__ import annotations
 
+import torch
+
 from .checkpoints import resolve_checkpoint, resume
 from .config import TrainingConfig
 from .curves import write_jsonl
@@ -27,8 +29,9 @@ def run_training(run: TrainingRun) -> TrainingResult:
     samples_per_second = train_steps(run, state)
     test_results = finish(run, state, samples_per_second)
     run.accelerator.end_training()  # closes the trackers' files
-    # The caller gets a plain float32 model: accelerate's autocast wrapper (bf16/fp16 runs) is removed.
-    plain = run.accelerator.unwrap_model(run.model, keep_fp32_wrapper=False)
+    # The caller gets a plain float32 model, as best/ reloads: accelerate's autocast wrapper (bf16/fp16 runs) is
+    # removed and the decoder's weights go back from channels-last to the default memory format.
+    plain = run.accelerator.unwrap_model(run.model, keep_fp32_wrapper=False).to(memory_format=torch.contiguous_format)
     return TrainingResult(run.layout.root, state, test_results, plain)
 
 

@@ -20,7 +20,7 @@ from transformers import get_scheduler
 from ..evaluation.inference import LabelledSections
 from ..models.geofm.image_processing_geofm import GeoFMImageProcessor
 from ..models.tasks import get_task
-from ..precision import ACCELERATE_NAMES, resolve_precision
+from ..precision import ACCELERATE_NAMES, prefer_channels_last, resolve_precision
 from ..io.atomic import staged_folder
 from .adaptation import ADAPTATIONS, adapt_model, backbone_parameter_ids
 from .config import TrainingConfig
@@ -160,6 +160,8 @@ def prepare_run(config: TrainingConfig) -> TrainingRun:
     base = copy.deepcopy(model) if ADAPTATIONS[config.adaptation].needs_base else None
     if config.gradient_checkpointing:
         enable_gradient_checkpointing(model)
+    # Before LoRA wraps the model: peft copies the decoder it trains (modules_to_save).
+    prefer_channels_last(model, "fp32" if accelerator.mixed_precision == "no" else accelerator.mixed_precision)
     model, parameters = adapt_model(model, config.adaptation, config.lora)
     if base is not None and accelerator.is_main_process:
         save_base(base, RunLayout(config.output_dir).base_dir)
