@@ -1,4 +1,4 @@
-"""Numeric precision of training, evaluation and prediction: ``auto``, ``bf16``, ``fp16`` or ``fp32``.
+"""How models run: numeric precision of training, evaluation and prediction: ``auto``, ``bf16``, ``fp16`` or ``fp32``.
 
 Weights and optimiser state stay float32; ``bf16``/``fp16`` run the model's matrix products under
 ``torch.autocast``, and outputs (probabilities, SEG-Y, scores) are float32. ``auto`` is bf16 where the hardware
@@ -53,6 +53,18 @@ def prefer_channels_last(model: torch.nn.Module, precision: str) -> None:
 
 
 @contextlib.contextmanager
+def evaluation_mode(model: torch.nn.Module) -> Iterator[torch.nn.Module]:
+    """``model`` in eval mode for the block (dropout off, BatchNorm statistics fixed), back in its previous mode
+    afterwards, however the block ends."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
+
+
+@contextlib.contextmanager
 def autocast(precision: str, device: torch.device) -> Iterator[None]:
     """Run the block in ``precision`` (already resolved) on ``device``; fp32 changes nothing."""
     if precision == "fp32":
@@ -62,4 +74,12 @@ def autocast(precision: str, device: torch.device) -> Iterator[None]:
         yield
 
 
-__all__ = ["ACCELERATE_NAMES", "PRECISIONS", "autocast", "native_bf16", "prefer_channels_last", "resolve_precision"]
+__all__ = [
+    "ACCELERATE_NAMES",
+    "PRECISIONS",
+    "autocast",
+    "evaluation_mode",
+    "native_bf16",
+    "prefer_channels_last",
+    "resolve_precision",
+]

@@ -228,7 +228,8 @@ def evaluate_model(
     precision = resolve_precision(precision, device)
     model.to(device)
     row = 0
-    with evaluation_mode(model), autocast(precision, device), tqdm(total=len(dataset), desc=f"evaluating {where}", unit="section") as progress:
+    progress = tqdm(total=len(dataset), desc=f"evaluating {where}", unit="section")
+    with evaluation_mode(model), autocast(precision, device), progress:
         for batch in loader:
             scored = score_batch(model, {k: v.to(device) for k, v in batch.items()}, config.num_labels, ignore_index)
             for prediction, confusion in zip(scored.predictions, scored.confusions.numpy(), strict=True):

@@ -10,8 +10,7 @@ batch, and the scores do not depend on the batch size.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -21,6 +20,7 @@ from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import Dataset
 
+from ..precision import evaluation_mode
 from ..io.checks import NON_FINITE_LOGITS_HINT, check_finite_tensor
 from ..metrics import confusion_matrix
 from ..models.geofm.image_processing_geofm import GeoFMImageProcessor
@@ -119,17 +119,6 @@ class PadCollator:
             "labels": torch.stack([padded(s["labels"], self.ignore_index) for s in samples]),
             "sizes": sizes,
         }
-
-
-@contextmanager
-def evaluation_mode(model: nn.Module) -> Iterator[nn.Module]:
-    """Put ``model`` in eval mode for the block, then back in the mode it was in."""
-    was_training = model.training
-    model.eval()
-    try:
-        yield model
-    finally:
-        model.train(was_training)
 
 
 def _size_groups(sizes: Sequence[tuple[int, int]]) -> dict[tuple[int, int], list[int]]:

@@ -10,7 +10,6 @@ a :class:`~.plan.PredictionPlan` made (and checked) before any section is read.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import tempfile
 from collections import deque
@@ -23,7 +22,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..io.checks import NON_FINITE_LOGITS_HINT, check_finite_tensor
-from ..precision import autocast, prefer_channels_last, resolve_precision
+from ..precision import autocast, evaluation_mode, prefer_channels_last, resolve_precision
 from ..io import ArrayReader, MappedArray, SectionAxis, VolumeReader, check_finite, section_key
 from ..models.geofm.image_processing_geofm import AmplitudeStats, GeoFMImageProcessor
 from .blending import window_weights
@@ -121,18 +120,6 @@ class SectionPredictor:
         while pending and pending[0].tiles_left == 0:
             job = pending.popleft()
             yield (job.total / self.weight_sum)[:, :height, :width]
-
-
-@contextlib.contextmanager
-def _evaluating(model: nn.Module):
-    """Eval mode (dropout off, so results are deterministic) and no autograd, restoring the model's mode after."""
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.inference_mode():
-            yield
-    finally:
-        model.train(was_training)
 
 
 class _Normalizer:
@@ -278,7 +265,7 @@ def predict_with_plan(
     precision = resolve_precision(plan.precision, device)
     prefer_channels_last(model, precision)
     run = _Run(model, plan, device, progress, precision)
-    with _evaluating(model):
+    with evaluation_mode(model), torch.inference_mode():
         if plan.is_volume:
             return _predict_volume(run, data, processor, stats, out, scratch_dir)
         return _predict_section(run, data, processor, stats, out)

@@ -30,13 +30,13 @@ from __future__ import annotations
 
 import importlib.util
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 from torch import nn
 from torch.export import Dim, ExportedProgram
+
+from ..precision import evaluation_mode
 
 INPUT_NAME = "pixel_values"
 OUTPUT_NAME = "logits"
@@ -81,17 +81,6 @@ def example_pixel_values(model: nn.Module) -> torch.Tensor:
     parameter = next(model.parameters())
     shape = (2, model.config.in_channels, side + 3, side + model.config.pad_multiple + 5)
     return torch.randn(shape, generator=torch.Generator().manual_seed(0)).to(parameter.device, parameter.dtype)
-
-
-@contextmanager
-def evaluation_mode(model: nn.Module) -> Iterator[nn.Module]:
-    """``model`` in evaluation mode for the block, back in its previous mode afterwards."""
-    was_training = model.training
-    model.eval()
-    try:
-        yield model
-    finally:
-        model.train(was_training)
 
 
 def check_exportable(model: nn.Module) -> None:
@@ -219,7 +208,6 @@ __all__ = [
     "adaptive_avg_pool2d_onnx",
     "check_exportable",
     "dynamic_shapes",
-    "evaluation_mode",
     "example_pixel_values",
     "export_onnx",
     "export_program",
