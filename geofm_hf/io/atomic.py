@@ -207,6 +207,16 @@ def swap_in_folder(staging: Path, folder: Path) -> None:
     shutil.rmtree(aside, ignore_errors=True)
 
 
+def _new_sibling_folder(target: Path) -> Path:
+    """A new hidden, pid-tagged folder beside ``target``, after removing what killed writers of ``target`` left."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_siblings(target)
+    # Not mkdtemp: its 0700 mode would stick to a published folder.
+    folder = target.parent / _temporary_name(target, "tmp")
+    folder.mkdir()
+    return folder
+
+
 @contextlib.contextmanager
 def staged_folder(folder: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
     """Yield an empty staging folder next to ``folder``; when the block succeeds it replaces ``folder``, when it fails
@@ -228,11 +238,7 @@ def staged_folder(folder: str | os.PathLike, overwrite: bool = False) -> Iterato
         raise FileExistsError(
             f"The output folder {folder} is not empty; use --overwrite (overwrite=True) to replace it"
         )
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_siblings(folder)
-    # Not mkdtemp: its 0700 mode would stick to the published folder.
-    staging = folder.parent / _temporary_name(folder, "tmp")
-    staging.mkdir()
+    staging = _new_sibling_folder(folder)
     try:
         yield staging
         swap_in_folder(staging, folder)
@@ -246,11 +252,7 @@ def scratch_folder(target: str | os.PathLike) -> Iterator[Path]:
     """Yield a hidden working folder next to ``target`` (e.g. a prediction's on-disk accumulator), removed when the
     block ends, however it ends; one left by a killed process is removed by the next writer of ``target``
     (:func:`remove_stale_siblings`), which a folder in the system's temporary directory would never be."""
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_siblings(target)
-    folder = target.parent / _temporary_name(target, "tmp")
-    folder.mkdir()
+    folder = _new_sibling_folder(Path(target))
     try:
         yield folder
     finally:
