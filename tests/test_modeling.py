@@ -123,6 +123,8 @@ def test_from_pretrained_backbone_refuses_an_unsupported_architecture(tmp_path):
         (dict(in_channels=2), "in_channels=2 cannot be repeated"),
         (dict(loss_weights={"lovasz": 1.0}), "unknown terms"),
         (dict(class_weights=[1.0]), "class_weights has 1 entries"),
+        (dict(compute_scale=0.0), "compute_scale must be a finite number > 0; got 0.0"),
+        (dict(compute_scale=float("nan")), "compute_scale must be a finite number > 0"),
         (dict(decoder_kwargs={"bogus": 1}), None),
     ],
 )
@@ -140,6 +142,36 @@ def test_unknown_task_and_backbone_preset_are_named():
         GeoFMConfig.for_task("gravity")
     with pytest.raises(ValueError, match=r"backbone='vit-huge' is unknown.*a preset \(dinov2-small"):
         GeoFMConfig.for_task("salt", backbone="vit-huge")
+
+
+def test_compute_scale_feeds_the_backbone_a_resized_grid_and_returns_input_size_logits(tiny_config):
+    torch.manual_seed(0)
+    model = GeoFMForSemanticSegmentation(tiny_config("salt", "linear", compute_scale=2.2)).eval()
+    seen = []
+    model.backbone.register_forward_hook(lambda module, args, output: seen.append(tuple(args[0].shape[-2:])))
+    with torch.no_grad():
+        logits = model(pixel_values=torch.randn(2, 1, 101, 57)).logits
+    # 101 * 2.2 = 222.2 -> 222, padded to 224; 57 * 2.2 = 125.4 -> 125, padded to 126.
+    assert seen == [(224, 126)]
+    assert logits.shape == (2, 2, 101, 57) and torch.isfinite(logits).all()
+
+
+def test_compute_scale_one_leaves_the_model_unchanged(tiny_config):
+    torch.manual_seed(0)
+    model = GeoFMForSemanticSegmentation(tiny_config("salt", "linear")).eval()
+    pixels = torch.randn(1, 1, 30, 44)
+    with torch.no_grad():
+        before = model(pixel_values=pixels).logits
+        model.config.compute_scale = 1.0 + 1e-12
+        nearly_one = model(pixel_values=pixels).logits
+    assert torch.allclose(before, nearly_one, atol=1e-5)
+
+
+def test_unet_takes_compute_scale_too():
+    torch.manual_seed(0)
+    model = GeoUNetForSemanticSegmentation(GeoUNetConfig.for_task("salt", widths=[4, 8], compute_scale=1.5)).eval()
+    with torch.no_grad():
+        assert model(pixel_values=torch.randn(1, 1, 21, 17)).logits.shape == (1, 2, 21, 17)
 
 
 def test_input_that_does_not_fit_the_model_is_refused(tiny_config):

@@ -3,6 +3,7 @@ backbone's multiple, weight initialisation, the loss and the output."""
 
 from __future__ import annotations
 
+import math
 import os
 
 import torch
@@ -43,6 +44,10 @@ class GeoSegmentationConfig(PreTrainedConfig):
             tasks this version of geofm_hf does not know.
         initializer_range (`float`, *optional*, defaults to 0.02):
             Standard deviation of freshly initialised weights.
+        compute_scale (`float`, *optional*, defaults to 1.0):
+            Factor by which the model resizes its input (bilinear) before the network sees it; the logits are resized
+            back to the input's own size. Above 1 a patch-14 ViT sees small sections (a 101 x 101 TGS patch: 8 x 8
+            tokens at 1, 16 x 16 at 2.2) with more tokens, at the cost of more compute.
     """
 
     in_channels: int = 1
@@ -52,6 +57,7 @@ class GeoSegmentationConfig(PreTrainedConfig):
     focal_gamma: float = 2.0
     task: str | None = None
     initializer_range: float = 0.02
+    compute_scale: float = 1.0
 
     def __post_init__(self, **kwargs):
         super().__post_init__(**kwargs)
@@ -69,6 +75,8 @@ class GeoSegmentationConfig(PreTrainedConfig):
             raise ValueError(f"{name}.class_weights has {len(self.class_weights)} entries; expected num_labels={self.num_labels}")
         if self.in_channels < 1:
             raise ValueError(f"{name}.in_channels must be >= 1; got {self.in_channels}")
+        if not (math.isfinite(self.compute_scale) and self.compute_scale > 0):
+            raise ValueError(f"{name}.compute_scale must be a finite number > 0; got {self.compute_scale}")
 
 
 def check_pixel_values(pixel_values: torch.Tensor, in_channels: int, min_size: int) -> None:
@@ -102,6 +110,24 @@ def pad_to_multiple(pixel_values: torch.Tensor, multiple: int) -> torch.Tensor:
     pad_h, pad_w = -height % multiple, -width % multiple
     mode = "reflect" if pad_h < height and pad_w < width else "replicate"
     return F.pad(pixel_values, (0, pad_w, 0, pad_h), mode=mode)
+
+
+def to_compute_grid(pixel_values: torch.Tensor, scale: float, multiple: int) -> torch.Tensor:
+    """The input as the network computes on it: resized by ``scale`` (bilinear; scale 1 keeps it), then padded to a
+    multiple of ``multiple`` (see :func:`pad_to_multiple`)."""
+    if scale != 1.0:
+        height, width = pixel_values.shape[-2:]
+        size = (max(1, round(height * scale)), max(1, round(width * scale)))
+        pixel_values = F.interpolate(pixel_values, size=size, mode="bilinear", align_corners=False)
+    return pad_to_multiple(pixel_values, multiple)
+
+
+def to_input_grid(logits: torch.Tensor, height: int, width: int, scale: float) -> torch.Tensor:
+    """Logits computed on :func:`to_compute_grid`'s grid, back on the input's ``height`` x ``width`` pixels."""
+    if scale == 1.0:
+        return crop_to_size(logits, height, width)
+    computed = crop_to_size(logits, max(1, round(height * scale)), max(1, round(width * scale)))
+    return F.interpolate(computed, size=(height, width), mode="bilinear", align_corners=False)
 
 
 def crop_to_size(logits: torch.Tensor, height: int, width: int) -> torch.Tensor:

@@ -138,6 +138,11 @@ class TrainingConfig:
     feature_levels: list[int] | None = _help(
         "backbone levels fed to the decoder (default: 4 evenly spaced)", default=None
     )
+    compute_scale: float = _help(
+        "resize factor of the model's input (logits come back at the input's size): above 1 a ViT sees small "
+        "sections with more tokens (e.g. 2.2 makes 101x101 TGS patches 16x16 tokens)",
+        default=1.0,
+    )
     normalization: str = _help("GeoFMImageProcessor normalization of each section", default="percentile")
     adaptation: str = _help("frozen (decoder only), full, or lora", default="lora")
     lora: LoraSettings = _help("LoRA settings", default_factory=LoraSettings)
@@ -276,6 +281,7 @@ class TrainingConfig:
             "decoder_kwargs": self.decoder_kwargs,
             "loss_weights": self.loss_weights,
             "class_weights": self.class_weights,
+            "compute_scale": self.compute_scale,
         }
 
     @property

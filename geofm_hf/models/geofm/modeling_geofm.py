@@ -15,9 +15,9 @@ from ..segmenter import (
     GeoSegmentationPreTrainedModel,
     build_loss,
     check_pixel_values,
-    crop_to_size,
-    pad_to_multiple,
     segmentation_output,
+    to_compute_grid,
+    to_input_grid,
 )
 from .configuration_geofm import GeoFMConfig
 
@@ -64,8 +64,9 @@ class GeoFMPreTrainedModel(GeoSegmentationPreTrainedModel):
 class GeoFMForSemanticSegmentation(GeoFMPreTrainedModel):
     """A transformers backbone (DINOv2 by default) with a decoder from `geofm_hf.decoders.DECODERS`.
 
-    Input sections of any height and width (at least one patch) are padded to the backbone's multiple, and the
-    logits are cropped back, so they always have the input's own size; labels are never resized.
+    Input sections of any height and width (at least one patch) are resized by `config.compute_scale` (1: kept) and
+    padded to the backbone's multiple, and the logits are brought back, so they always have the input's own size;
+    labels are never resized.
 
     Example:
 
@@ -110,9 +111,10 @@ class GeoFMForSemanticSegmentation(GeoFMPreTrainedModel):
         """
         check_pixel_values(pixel_values, self.config.in_channels, self.config.pad_multiple)
         height, width = pixel_values.shape[-2:]
-        padded = pad_to_multiple(pixel_values, self.config.pad_multiple)
-        backbone_output = self.backbone(self.channel_adapter(padded), output_hidden_states=output_hidden_states)
-        logits = crop_to_size(self.decoder(list(backbone_output.feature_maps), tuple(padded.shape[-2:])), height, width)
+        grid = to_compute_grid(pixel_values, self.config.compute_scale, self.config.pad_multiple)
+        backbone_output = self.backbone(self.channel_adapter(grid), output_hidden_states=output_hidden_states)
+        logits = self.decoder(list(backbone_output.feature_maps), tuple(grid.shape[-2:]))
+        logits = to_input_grid(logits, height, width, self.config.compute_scale)
         output = segmentation_output(logits, labels, self.loss_fn, backbone_output.hidden_states)
         return output if return_dict is not False else output.to_tuple()
 

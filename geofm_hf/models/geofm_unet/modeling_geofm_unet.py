@@ -11,9 +11,9 @@ from ..segmenter import (
     GeoSegmentationPreTrainedModel,
     build_loss,
     check_pixel_values,
-    crop_to_size,
-    pad_to_multiple,
     segmentation_output,
+    to_compute_grid,
+    to_input_grid,
 )
 from .configuration_geofm_unet import GeoUNetConfig
 
@@ -78,14 +78,14 @@ class GeoUNetForSemanticSegmentation(GeoUNetPreTrainedModel):
         """
         check_pixel_values(pixel_values, self.config.in_channels, 1)
         height, width = pixel_values.shape[-2:]
-        x = pad_to_multiple(pixel_values, self.config.pad_multiple)
+        x = to_compute_grid(pixel_values, self.config.compute_scale, self.config.pad_multiple)
         skips = []
         for index, stage in enumerate(self.encoder):
             x = stage(x if index == 0 else self.pool(x))
             skips.append(x)
         for stage, skip in zip(self.decoder, reversed(skips[:-1])):
             x = stage(torch.cat([skip, resize(x, skip.shape[-2:])], dim=1))
-        logits = crop_to_size(self.classifier(x), height, width)
+        logits = to_input_grid(self.classifier(x), height, width, self.config.compute_scale)
         output = segmentation_output(logits, labels, self.loss_fn)
         return output if return_dict is not False else output.to_tuple()
 
