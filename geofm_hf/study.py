@@ -98,4 +98,4 @@ STUDY: dict[str, StudyTask] = {
 
 def study_task(task: str) -> StudyTask:
     """The study's record of ``task`` (a name or alias); unknown tasks raise ``KeyError`` naming the choices."""
-    return STUDY[get_task(task).name]
+    return STUDY[get_task(task).study_name]

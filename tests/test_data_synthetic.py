@@ -57,6 +57,14 @@ def test_facies_has_all_six_units_in_every_trace():
         assert (np.diff(label.astype(np.int64), axis=0) <= 0).all()
 
 
+def test_penobscot_intervals_are_eight_units_numbered_from_the_top():
+    for seed in range(3):
+        label = _generate("facies-penobscot", seed, (96, 40)).label
+        for column in label.T:
+            assert set(np.unique(column)) == set(range(8)), f"seed {seed}"
+        assert (np.diff(label.astype(np.int64), axis=0) >= 0).all()
+
+
 def test_fault_labels_are_thin_traces():
     label = _generate("fault", 3).label
     # 1-3 faults about 2-3 px wide crossing 128 rows: a few hundred pixels, far from a filled region.

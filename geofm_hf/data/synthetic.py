@@ -12,7 +12,7 @@ and its index: the same seed gives the same arrays bit for bit, whatever ``num``
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -213,38 +213,64 @@ FACIES_CHARACTERS = (
 )
 
 
-def generate_seismic_facies(rng: np.random.Generator, size: tuple[int, int]) -> Section:
-    """Six stacked units with gently folded boundaries, each with its class's reflection character.
+# Penobscot's eight intervals, class 0 on top; characters vary so that each interval is recognisable.
+INTERVAL_CHARACTERS = (
+    FaciesCharacter(contrast=0.3, thickness=(6, 12), chaos=0.1),
+    FaciesCharacter(contrast=1.0, thickness=(2, 4), chaos=0.0),
+    FaciesCharacter(contrast=0.6, thickness=(3, 6), chaos=0.3),
+    FaciesCharacter(contrast=1.3, thickness=(2, 5), chaos=0.1),
+    FaciesCharacter(contrast=0.5, thickness=(4, 8), chaos=0.05),
+    FaciesCharacter(contrast=0.9, thickness=(3, 8), chaos=0.6),
+    FaciesCharacter(contrast=1.2, thickness=(2, 6), chaos=0.3),
+    FaciesCharacter(contrast=1.5, thickness=(6, 14), chaos=0.8),
+)
 
-    Boundary undulations are bounded so that every unit keeps at least n1/20 of thickness: all six classes appear in
+
+def stacked_units(
+    rng: np.random.Generator, size: tuple[int, int], characters: Sequence[FaciesCharacter], top_class: int
+) -> Section:
+    """Units stacked with gently folded boundaries, each with its class's reflection character; class ids run from
+    ``top_class`` at the top to the other end of ``characters`` at the bottom.
+
+    Boundary undulations are bounded so that every unit keeps at least n1/20 of thickness: every class appears in
     every trace.
     """
     n1, n2 = size
     x1 = _grid(size)[0]
-    units = len(FACIES_CHARACTERS)
+    units = len(characters)
     columns = np.arange(n2, dtype=np.float64)
     # A deformation shared by all boundaries (it moves units, not their thickness), capped at n1/12, plus a small
-    # undulation of each boundary: with units n1/6 thick on average, none pinches out or leaves the section.
+    # undulation of each boundary: with units n1/units thick on average, none pinches out or leaves the section.
     common = Folding.random(rng, (n1, n2), strength=0.04)(np.full(n2, n1 / 2.0), columns)
     common -= common.mean()
     common *= min(1.0, n1 / 12 / (np.abs(common).max() or 1.0))
     boundaries = [
         n1 * k / units
-        + rng.uniform(-1, 1) * n1 / 30
+        + rng.uniform(-1, 1) * n1 / (5 * units)
         + common
-        + np.clip(smooth_noise(rng, (1, n2), (1.0, n2 / 4))[0], -2.0, 2.0) * n1 / 80
+        + np.clip(smooth_noise(rng, (1, n2), (1.0, n2 / 4))[0], -2.0, 2.0) * n1 / (40 * units / 3)
         for k in range(1, units)
     ]
     depth_order = sum((x1 >= boundary[None, :]).astype(np.int64) for boundary in boundaries)  # 0 = top unit
-    label = (units - 1) - depth_order
+    label = depth_order if top_class == 0 else (units - 1) - depth_order
     log_impedance = np.zeros(size)
-    for class_id, character in enumerate(FACIES_CHARACTERS):
+    for class_id, character in enumerate(characters):
         inside = label == class_id
         series = layer_series(rng, 3 * n1, character.thickness, character.contrast)
         disruption = character.chaos * 6.0 * smooth_noise(rng, size, (2.0, rng.uniform(2.0, 6.0)))
         position = x1 + n1 - common[None, :] + disruption
         log_impedance[inside] = sample_series(series, position[inside]) + rng.normal(0.0, 1.0)
     return _section(seismic_from_impedance(rng, log_impedance, (0.05, 0.3)), label)
+
+
+def generate_seismic_facies(rng: np.random.Generator, size: tuple[int, int]) -> Section:
+    """Six stacked SEAM-like units, class 5 on top and basement (0) at the bottom (see :func:`stacked_units`)."""
+    return stacked_units(rng, size, FACIES_CHARACTERS, top_class=len(FACIES_CHARACTERS) - 1)
+
+
+def generate_penobscot_intervals(rng: np.random.Generator, size: tuple[int, int]) -> Section:
+    """Eight stacked intervals, class 0 on top as in Penobscot's interpretation (see :func:`stacked_units`)."""
+    return stacked_units(rng, size, INTERVAL_CHARACTERS, top_class=0)
 
 
 def generate_das_event(rng: np.random.Generator, size: tuple[int, int]) -> Section:
@@ -317,6 +343,7 @@ def generate_crater(rng: np.random.Generator, size: tuple[int, int]) -> Section:
 
 GENERATORS: dict[str, SectionGenerator] = {
     "seismic-facies": generate_seismic_facies,
+    "facies-penobscot": generate_penobscot_intervals,
     "salt": generate_salt,
     "crater": generate_crater,
     "das-event": generate_das_event,

@@ -32,6 +32,8 @@ class TaskSpec:
         default_decoder: decoder used when none is given.
         metrics: metric names reported for the task.
         aliases: other names accepted by :func:`get_task`.
+        study_task: the study's task this one is compared with (default: its own name); a task with its own class
+            set for a study task's problem (Penobscot's intervals for facies) names the study task here.
     """
 
     name: str
@@ -45,6 +47,11 @@ class TaskSpec:
     default_decoder: str = DEFAULT_DECODER
     metrics: tuple[str, ...] = ("mean_iou", "mean_pixel_accuracy", "per_class_iou", "f1")
     aliases: tuple[str, ...] = field(default_factory=tuple)
+    study_task: str | None = None
+
+    @property
+    def study_name(self) -> str:
+        return self.study_task or self.name
 
     @property
     def num_labels(self) -> int:
@@ -95,6 +102,26 @@ TASKS: dict[str, TaskSpec] = {
   author = {{SEG Advanced Modeling Corporation}},
   year = {2020}
 }""",
+        ),
+        TaskSpec(
+            name="facies-penobscot",
+            tags=("seismic", "seismic-interpretation", "facies", "penobscot"),
+            aliases=("penobscot",),
+            # Penobscot's interpretation gives the intervals between its picked horizons, top to bottom; they are
+            # stratigraphic units of the Scotian shelf, not SEAM's facies, so they keep their own ids.
+            label_names=tuple(f"interval_{index}" for index in range(8)),
+            default_loss={"cross_entropy": 1.0},
+            hub_dataset_id="geofm-hf/facies-penobscot",
+            source="Penobscot 3D (Nova Scotia) with the interpretation of Baroni et al. (2019): 8 intervals",
+            license="cc-by-4.0",
+            citation="""@misc{baroni2019penobscot,
+  title = {Penobscot Dataset: Fostering Machine Learning Development for Seismic Interpretation},
+  author = {Baroni, Lais and Silva, Reinaldo Mozart and Ferreira, Rodrigo S. and Chevitarese, Daniel and
+            Szwarcman, Daniela and Vital Brazil, Emilio},
+  year = {2019},
+  doi = {10.5281/zenodo.1341774}
+}""",
+            study_task="seismic-facies",
         ),
         TaskSpec(
             name="salt",
