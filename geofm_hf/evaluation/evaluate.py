@@ -282,11 +282,16 @@ def load_model(name_or_path: str) -> nn.Module:
 
 
 def load_model_and_processor(name_or_path: str) -> tuple[nn.Module, GeoFMImageProcessor]:
-    """Load a trained model (see :func:`load_model`) and its image processor.
+    """Load a trained model (see :func:`load_model`) and its image processor; ``zoo:NAME`` loads a shipped zoo entry
+    (:func:`geofm_hf.zoo.load`, offline).
 
     A model saved without a processor gets a default :class:`GeoFMImageProcessor` with the model's input channels,
     and a warning: it is only right if the model was trained with the default normalisation.
     """
+    from .. import zoo
+
+    if zoo.is_zoo_reference(name_or_path):
+        return zoo.load(name_or_path)
     model = load_model(name_or_path)
     try:
         processor = GeoFMImageProcessor.from_pretrained(name_or_path)

@@ -116,10 +116,8 @@ TASKS: dict[str, TaskSpec] = {
             license="cc-by-4.0",
             citation="""@misc{baroni2019penobscot,
   title = {Penobscot Dataset: Fostering Machine Learning Development for Seismic Interpretation},
-  author = {Baroni, Lais and Silva, Reinaldo Mozart and Ferreira, Rodrigo S. and Chevitarese, Daniel and
-            Szwarcman, Daniela and Vital Brazil, Emilio},
-  year = {2019},
-  doi = {10.5281/zenodo.1341774}
+  author = {Baroni, Lais and others},
+  year = {2019}
 }""",
             study_task="seismic-facies",
         ),

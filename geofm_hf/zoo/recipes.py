@@ -1,0 +1,91 @@
+"""Reproducing a zoo entry: its dataset folder from the data it names, then its recipe (or the UNet baseline)."""
+
+from __future__ import annotations
+
+import itertools
+import shlex
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..data.builder import build_dataset_dict, split_note
+from ..data.records import Section
+from ..hub.dataset_card import CardInfo
+from ..models.tasks import get_task
+from .entry import DataPart, ZooEntry
+
+DATA_SUBFOLDER = "data"
+RUN_SUBFOLDER = "run"
+BASELINE_SUBFOLDER = "unet"
+
+
+def _read_part(part: DataPart, data_root: Path, task: str) -> dict[str, Iterator[Section]]:
+    from ..data.builder import read_source
+
+    input_dir = None if part.input is None else data_root / part.input
+    if input_dir is not None and not input_dir.exists():
+        raise ValueError(f"{input_dir}: not found (the zoo entry reads {part.source!r} data from DATA_ROOT/{part.input})")
+    return read_source(part.source, get_task(task), input_dir, part.options)
+
+
+def entry_splits(entry: ZooEntry, data_root: Path) -> dict[str, Iterator[Section]]:
+    """The entry's sections by split: its train part's, with the test parts (if any) as the test split."""
+    splits = _read_part(entry.data.train, data_root, entry.task)
+    if entry.data.test:
+        splits["test"] = itertools.chain.from_iterable(
+            _read_part(part, data_root, entry.task)["train"] for part in entry.data.test
+        )
+    return splits
+
+
+def build_entry_dataset(entry: ZooEntry, data_root: Path, output: Path, overwrite: bool = False) -> Path:
+    """Write the entry's dataset folder (train / validation / test) into ``output`` (atomically)."""
+    from ..data.builder import write_dataset_folder
+    from ..data.records import SOURCES
+
+    task = get_task(entry.task)
+    splits = entry_splits(entry, data_root)
+    data = entry.data
+    sources = [data.train.source, *(part.source for part in data.test)]
+    info = CardInfo(
+        source="+".join(dict.fromkeys(sources)),
+        command=shlex.join(["geofm", "zoo", "train", entry.name, "--data-root", str(data_root)]),
+        source_description="; ".join(SOURCES[source].description for source in dict.fromkeys(sources)),
+        split_note=f"{data.split} {split_note(splits, data.validation_fraction, data.test_fraction)}",
+    )
+    dataset_dict = build_dataset_dict(
+        splits, task, validation_fraction=data.validation_fraction, test_fraction=data.test_fraction
+    )
+    return write_dataset_folder(dataset_dict, task, output, info, overwrite=overwrite)
+
+
+def training_settings(entry: ZooEntry, dataset: Path, output_dir: Path, baseline: bool) -> dict[str, Any]:
+    """The `TrainingConfig` mapping of the entry's recipe (or its UNet baseline) on ``dataset``."""
+    recipe = {**entry.recipe, **entry.baseline} if baseline else dict(entry.recipe)
+    recipe = {key: value for key, value in recipe.items() if value is not None}
+    return {**recipe, "task": entry.task, "dataset": str(dataset), "output_dir": str(output_dir)}
+
+
+def train_entry(entry: ZooEntry, data_root: Path, output: Path, baseline: bool = False) -> Path:
+    """Train the entry's recipe (``baseline``: the UNet at the same budget) into ``output``; returns the run folder.
+
+    The dataset folder ``output/data`` is built on first use and reused after. Training uses ``entry.threads`` CPU
+    threads, the setting its budget was measured with.
+    """
+    from ..training import TrainingConfig, train
+
+    dataset = output / DATA_SUBFOLDER
+    if not (dataset / "README.md").is_file():
+        build_entry_dataset(entry, data_root, dataset, overwrite=True)
+    run_dir = output / (BASELINE_SUBFOLDER if baseline else RUN_SUBFOLDER)
+    config = TrainingConfig.from_dict(training_settings(entry, dataset, run_dir, baseline), f"zoo entry {entry.name}")
+    if config.max_steps is None:
+        raise ValueError(f"zoo entry {entry.name}: its recipe needs max_steps (the schedule's length)")
+    torch.set_num_threads(entry.threads)
+    train(config)
+    return run_dir
+
+
+__all__ = ["build_entry_dataset", "entry_splits", "train_entry", "training_settings"]
