@@ -16,7 +16,6 @@ from ..hub.dataset_card import CardInfo
 from ..models.tasks import get_task
 from .entry import DataPart, ZooEntry
 
-DATA_SUBFOLDER = "data"
 RUN_SUBFOLDER = "run"
 BASELINE_SUBFOLDER = "unet"
 
@@ -68,15 +67,20 @@ def training_settings(entry: ZooEntry, dataset: Path, output_dir: Path, baseline
     return {**recipe, "task": entry.task, "dataset": str(dataset), "output_dir": str(output_dir)}
 
 
+def dataset_folder(entry: ZooEntry, output: Path) -> Path:
+    """Where ``geofm zoo train`` keeps the entry's dataset (its name is the one cards and results show)."""
+    return output / f"{entry.name}-dataset"
+
+
 def train_entry(entry: ZooEntry, data_root: Path, output: Path, baseline: bool = False) -> Path:
     """Train the entry's recipe (``baseline``: the UNet at the same budget) into ``output``; returns the run folder.
 
-    The dataset folder ``output/data`` is built on first use and reused after. Training uses ``entry.threads`` CPU
+    The dataset folder ``output/<name>-dataset`` is built on first use and reused after. Training uses ``entry.threads`` CPU
     threads, the setting its budget was measured with.
     """
     from ..training import TrainingConfig, train
 
-    dataset = output / DATA_SUBFOLDER
+    dataset = dataset_folder(entry, output)
     if not (dataset / "README.md").is_file():
         build_entry_dataset(entry, data_root, dataset, overwrite=True)
     run_dir = output / (BASELINE_SUBFOLDER if baseline else RUN_SUBFOLDER)
@@ -88,4 +92,4 @@ def train_entry(entry: ZooEntry, data_root: Path, output: Path, baseline: bool =
     return run_dir
 
 
-__all__ = ["build_entry_dataset", "entry_splits", "train_entry", "training_settings"]
+__all__ = ["build_entry_dataset", "dataset_folder", "entry_splits", "train_entry", "training_settings"]

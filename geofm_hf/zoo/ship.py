@@ -9,7 +9,6 @@ card in ``model_cards/<name>/`` with the same card writer as training.
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +36,7 @@ REFERENCE_SIZE = (112, 112)
 # Model config fields a zoo base is rebuilt from (the rest follow from the task and the backbone).
 MODEL_SETTINGS = ("decoder", "decoder_kwargs", "feature_levels", "compute_scale", "channel_adapter", "in_channels")
 CARD_PICTURE = "predictions.png"
+CARD_PICTURE_WIDTH = 900
 
 
 def half_precision_tensors(path: Path, dtype: torch.dtype) -> dict[str, torch.Tensor]:
@@ -62,6 +62,8 @@ def write_weights(entry: ZooEntry, adapter_dir: Path, dtype: str) -> ZooWeights:
         save_file(tensors, str(staging / ADAPTER_WEIGHTS_FILE))
         (staging / ADAPTER_CONFIG_FILE).write_text(json.dumps(adapter_config, indent=2, sort_keys=True) + "\n")
     files = sorted(path for path in target.iterdir() if path.is_file())
+    for path in files:
+        path.chmod(0o644)  # package data, readable by every user of an installation
     return ZooWeights(
         folder=entry.name,
         sha256={path.name: file_sha256(path) for path in files},
@@ -137,7 +139,7 @@ def measured_scores(
     scores = {
         "test_miou": _score(shipped, "mean_iou"),
         "test_mpa": _score(shipped, "mean_pixel_accuracy"),
-        "test_per_class_iou": [round(float(v), 4) for v in shipped["per_class_iou"]],
+        "test_per_class_iou": {name: round(float(v), 4) for name, v in shipped["per_class_iou"].items()},
         "run_test_miou_fp32": _score(full, "mean_iou"),
         "run_test_miou_training_precision": _score(run["test_results"], "mean_iou"),
         "training_precision": hyper["mixed_precision"],
@@ -210,6 +212,18 @@ geofm zoo train {entry.name} --data-root DATA_ROOT --output outputs/zoo/{entry.n
 """
 
 
+def write_card_picture(source: Path, target: Path) -> None:
+    """A copy of an evaluation picture at most :data:`CARD_PICTURE_WIDTH` pixels wide (cards live in git)."""
+    from PIL import Image
+
+    with Image.open(source) as picture:
+        picture = picture.convert("RGB")
+        if picture.width > CARD_PICTURE_WIDTH:
+            height = round(picture.height * CARD_PICTURE_WIDTH / picture.width)
+            picture = picture.resize((CARD_PICTURE_WIDTH, height), Image.Resampling.LANCZOS)
+        write_atomically(target, lambda temporary: picture.save(temporary, format="PNG", optimize=True))
+
+
 def write_card(entry: ZooEntry, run: dict[str, Any], shipped: dict[str, Any], evaluation_dir: Path, cards_dir: Path) -> Path:
     """``model_cards/<name>/README.md`` from the shipped model's evaluation, with a picture of its predictions."""
     folder = cards_dir / entry.name
@@ -223,7 +237,7 @@ def write_card(entry: ZooEntry, run: dict[str, Any], shipped: dict[str, Any], ev
     card = write_model_card(folder, **fields, limitations=limitations)
     examples = sorted(evaluation_dir.glob("example_*.png"))
     if examples:
-        shutil.copyfile(examples[0], folder / CARD_PICTURE)
+        write_card_picture(examples[0], folder / CARD_PICTURE)
     card.write_text(card.read_text(encoding="utf-8") + card_section(entry, entry.scores), encoding="utf-8")
     return card
 
