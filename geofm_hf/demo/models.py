@@ -83,7 +83,7 @@ def model_choices(references: Sequence[str] = ()) -> list[ModelChoice]:
     ]
     choices = named + list(zoo.values())
     if not choices:
-        raise ValueError("no model to offer: the zoo has no entries; name one with --model PATH_OR_REPO_ID")
+        raise ValueError("no model to offer: the zoo has no shipped entries; name one with --model PATH_OR_REPO_ID")
     return choices
 
 
