@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 
 import torch
 from torch import nn
 from transformers import AutoBackbone
 from transformers.modeling_outputs import SemanticSegmenterOutput
+from transformers.utils import logging as hf_logging
 from transformers.models.auto.modeling_auto import MODEL_FOR_BACKBONE_MAPPING
 
 from ..decoders.registry import build_decoder
@@ -20,6 +23,22 @@ from ..segmenter import (
     to_input_grid,
 )
 from .configuration_geofm import GeoFMConfig
+
+
+@contextlib.contextmanager
+def quiet_transformers_loading() -> Iterator[None]:
+    """Silence transformers' loading bar and load report while a backbone checkpoint is read: the caller checks
+    what is missing itself, and the report would flag tensors a segmenter leaves out on purpose (DINOv2's
+    ``mask_token``, unused without masked inputs) on every run."""
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
 
 
 class ChannelAdapter(nn.Module):
@@ -153,9 +172,10 @@ class GeoFMForSemanticSegmentation(GeoFMPreTrainedModel):
         backbone_class = MODEL_FOR_BACKBONE_MAPPING[type(self.config.backbone_config)]
         architecture = f"the {self.config.backbone_config.model_type} backbone architecture of this model"
         try:
-            pretrained, info = backbone_class.from_pretrained(
-                name_or_path, config=self.config.backbone_config, output_loading_info=True
-            )
+            with quiet_transformers_loading():
+                pretrained, info = backbone_class.from_pretrained(
+                    name_or_path, config=self.config.backbone_config, output_loading_info=True
+                )
         except RuntimeError as error:  # transformers refuses tensors whose shapes contradict the config
             raise ValueError(f"Checkpoint {str(name_or_path)!r} has tensors mis-shaped for {architecture}: {error}") from error
         if info["missing_keys"]:
