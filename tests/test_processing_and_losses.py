@@ -40,6 +40,44 @@ def test_shared_stats_are_used_for_every_tile():
     np.testing.assert_array_equal(np.stack(tiles), processor.normalize(volume, stats))
 
 
+def test_large_sections_get_the_exact_percentiles_by_bracketed_selection():
+    # 900 x 900 = 810,000 values 0..809,999 shuffled: percentile p is p * 8099.99, hand-checkable; the bracketing
+    # sample is strided, so the shuffle decides which values it sees.
+    values = np.random.default_rng(0).permutation(900 * 900).astype(np.float32).reshape(900, 900)
+    processor = geofm_hf.GeoFMImageProcessor(clip_percentiles=(1, 99))
+    stats = processor.amplitude_stats(values)
+    assert stats.offset == pytest.approx(8099.99, abs=1e-9) and stats.scale == pytest.approx(98 * 8099.99, abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        np.random.default_rng(1).standard_normal((896, 896)) * np.where(np.arange(896) % 7 == 0, 10, 1),  # spiky
+        np.repeat(np.arange(12), 80_000),  # ties across the percentiles
+        # 262,144 values: the bracketing sample takes every 16th, so it sees one value of a period-16 pattern, or only
+        # the spikes (whose brackets then miss the middle percentiles, and the whole array is searched).
+        np.tile(np.arange(16), 16_384),
+        np.where(np.arange(262_144) % 16 == 0, 1e6, 0.0),
+        np.sort(np.random.default_rng(2).standard_normal(300_000))[::-1],
+    ],
+    ids=["spiky", "ties", "periodic", "sampled-spikes", "sorted"],
+)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_percentile_stats_equal_numpy_bit_for_bit(values, dtype):
+    values = np.ascontiguousarray(values, dtype=dtype)
+    for percentiles in ((1, 99), (0, 100), (0.001, 99.999), (50, 50.5)):
+        processor = geofm_hf.GeoFMImageProcessor(clip_percentiles=percentiles)
+        low, high = np.percentile(values.astype(np.float64), percentiles)
+        assert processor.amplitude_stats(values) == AmplitudeStats(float(low), float(high - low) or 1.0)
+
+
+def test_small_sections_keep_numpy_percentiles():
+    # Up to PERCENTILE_SELECTION_MIN_SIZE values (a 101 x 101 TGS patch has 10,201) np.percentile runs as before.
+    image = np.random.default_rng(3).standard_normal((101, 101)).astype(np.float32)
+    low, high = np.percentile(image.astype(np.float64), (1, 99))
+    assert geofm_hf.GeoFMImageProcessor().amplitude_stats(image) == AmplitudeStats(float(low), float(high - low))
+
+
 def test_nan_is_refused_with_its_position():
     image = np.zeros((5, 6), dtype=np.float32)
     image[2, 3] = np.nan

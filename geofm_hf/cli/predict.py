@@ -1,4 +1,4 @@
-"""``geofm predict``: whole-survey prediction from the command line."""
+"""``geofm predict``: whole-survey prediction from the command line, on one process or on several under a launcher."""
 
 from __future__ import annotations
 
@@ -6,10 +6,13 @@ import argparse
 import contextlib
 import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
+
 import geofm_hf
 
 from .errors import reports_errors
@@ -25,8 +28,9 @@ from ..io import (
 )
 from ..io.atomic import scratch_folder
 from ..io.options import SURVEY_FLAGS, add_survey_arguments, merge_options
-from ..models.geofm.image_processing_geofm import GeoFMImageProcessor
 from ..inference.blending import BLEND_WINDOWS
+from ..inference.distributed import ProcessGroup, predict_across_processes
+from ..models.geofm.image_processing_geofm import GeoFMImageProcessor
 from ..inference.plan import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_BLEND,
@@ -38,12 +42,19 @@ from ..inference.plan import (
     plan_prediction,
 )
 from ..inference.plots import plot_prediction_overlay
-from ..evaluation.evaluate import load_model
-from ..evaluation.inference import resolve_device
+from ..evaluation import load_model_and_processor, resolve_device
 from ..inference.tiling import predict_with_plan
 from ..precision import PRECISIONS, resolve_precision
 
 logger = logging.getLogger(__name__)
+
+DESCRIPTION = (
+    "Predict every sample of a section or survey with a trained model, in overlapping blended tiles, streaming "
+    "volumes section by section. Volumes are (inline, crossline, time); 2-D inputs are (time/depth rows, trace "
+    "columns). Started by a launcher on several processes (accelerate launch -m geofm_hf.predict ..., with "
+    "ACCELERATE_USE_CPU=1 for CPU processes), the processes split the sections of each direction and the main "
+    "process writes the one output, equal to a one-process run's."
+)
 
 
 def _overlap(text: str) -> float | int:
@@ -68,12 +79,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "predict",
         help="predict a whole section or survey tile by tile (SEG-Y, .npy, .dat, pictures)",
-        description=(
-            "Predict every sample of a section or survey with a trained model, in overlapping blended tiles, "
-            "streaming volumes section by section. Volumes are (inline, crossline, time); 2-D inputs are "
-            "(time/depth rows, trace columns)."
-        ),
+        description=DESCRIPTION,
     )
+    add_predict_arguments(parser)
+    parser.set_defaults(func=run_predict)
+
+
+def add_predict_arguments(parser: argparse.ArgumentParser) -> None:
+    """The arguments of ``geofm predict``, which ``python -m geofm_hf.predict`` takes too."""
     parser.add_argument("model", help="Hub id or local folder of a trained model and its image processor")
     parser.add_argument(
         "input", type=Path, help="input: .sgy/.segy, .npy, raw .dat (see --shape, --order) or .png/.tif/.jpg"
@@ -126,39 +139,64 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "outputs are float32 either way",
     )
     add_survey_arguments(parser.add_argument_group("input layout (the same options as `geofm dataset`)"))
-    parser.set_defaults(func=run_predict)
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """A prediction checked and ready to run: model, processor, opened input, plan and device."""
+
+    model: nn.Module
+    processor: GeoFMImageProcessor
+    data: np.ndarray | VolumeReader
+    plan: PredictionPlan
+    device: torch.device
+    precision: str
 
 
 @reports_errors("predict")
 def run_predict(args: argparse.Namespace) -> None:
+    group = ProcessGroup.current()
+    if not group.is_main:
+        # The main process reports the run; the others would repeat it line for line.
+        logging.getLogger("geofm_hf").setLevel(logging.WARNING)
+    with contextlib.ExitStack() as resources:
+        prepared = group.together(lambda: _prepare(args, group, resources))
+        if prepared.plan.is_volume:
+            _predict_volume(prepared, args, group)
+        else:
+            _predict_section(prepared, args, group)
+        if group.is_main:
+            write_metadata(args, prepared.plan, prepared.device, prepared.precision, group.count)
+
+
+def _prepare(args: argparse.Namespace, group: ProcessGroup, resources: contextlib.ExitStack) -> _Prepared:
+    """Load the model, open the input (closed with ``resources``), plan and choose the device: every check that can
+    refuse the input runs here, before anything is written."""
     refuse_existing(args.output, args.overwrite)
-    model = load_model(args.model)
-    processor = _load_processor(args.model)
+    model, processor = load_model_and_processor(args.model)
     options = merge_options({flag: getattr(args, flag) for flag in SURVEY_FLAGS}, args.option)
     data = open_input(args.input, **options)
-    with data if isinstance(data, VolumeReader) else contextlib.nullcontext():
-        plan = plan_prediction(
-            model.config,
-            data,
-            tile=args.tile,
-            overlap=args.overlap,
-            blend=args.blend,
-            batch_size=args.batch_size,
-            output=args.output_kind,
-            output_class=args.output_class,
-            axis=args.axis,
-            precision=args.precision,
-        )
-        _check_pictures(plan, args)
-        device = resolve_device(args.device)
-        precision = resolve_precision(plan.precision, device)
-        logger.info("predicting on %s in %s", device, precision)
-        runtime = dict(device=device, processor=processor)
-        if plan.is_volume:
-            _predict_volume(model, data, plan, runtime, args)
-        else:
-            _predict_section(model, data, plan, runtime, args)
-        write_metadata(args, plan, device, precision)
+    if isinstance(data, VolumeReader):
+        resources.enter_context(data)
+    plan = plan_prediction(
+        model.config,
+        data,
+        tile=args.tile,
+        overlap=args.overlap,
+        blend=args.blend,
+        batch_size=args.batch_size,
+        output=args.output_kind,
+        output_class=args.output_class,
+        axis=args.axis,
+        precision=args.precision,
+    )
+    _check_pictures(plan, args)
+    # Under a launcher each process takes the device it was given (its own GPU), unless --device says otherwise.
+    device = resolve_device(args.device) if args.device is not None or group.count == 1 else group.device
+    precision = resolve_precision(plan.precision, device)
+    processes = f", {group.count} processes" if group.count > 1 else ""
+    logger.info("predicting on %s in %s%s", device, precision, processes)
+    return _Prepared(model, processor, data, plan, device, precision)
 
 
 def metadata_path(output: Path) -> Path:
@@ -166,8 +204,11 @@ def metadata_path(output: Path) -> Path:
     return output.with_name(f"{output.name}.json")
 
 
-def write_metadata(args: argparse.Namespace, plan: PredictionPlan, device: torch.device, precision: str) -> Path:
-    """Record how ``args.output`` was made: model, input, directions, tiling, output mode, device and precision."""
+def write_metadata(
+    args: argparse.Namespace, plan: PredictionPlan, device: torch.device, precision: str, processes: int = 1
+) -> Path:
+    """Record how ``args.output`` was made: model, input, directions, tiling, output mode, device, precision and the
+    number of processes."""
     record = {
         "geofm_hf": geofm_hf.__version__,
         "model": str(args.model),
@@ -182,20 +223,10 @@ def write_metadata(args: argparse.Namespace, plan: PredictionPlan, device: torch
         "blend": plan.blend,
         "device": str(device),
         "precision": precision,
+        "processes": processes,
     }
     text = json.dumps(record, indent=2)
     return write_atomically(metadata_path(args.output), lambda temporary: temporary.write_text(text, encoding="utf-8"))
-
-
-def _load_processor(model: str) -> GeoFMImageProcessor:
-    """The model's image processor: without it the amplitude normalisation the model was trained with is unknown."""
-    try:
-        return GeoFMImageProcessor.from_pretrained(model)
-    except OSError as error:
-        raise ValueError(
-            f"{model}: no image processor next to the model (preprocessor_config.json), so the amplitude "
-            "normalisation the model was trained with is unknown; save it with processor.save_pretrained()"
-        ) from error
 
 
 def _check_pictures(plan: PredictionPlan, args: argparse.Namespace) -> None:
@@ -212,30 +243,49 @@ def _check_pictures(plan: PredictionPlan, args: argparse.Namespace) -> None:
         raise ValueError(f"--png sections {outside} are outside the {count} {name}s (indices 0..{count - 1})")
 
 
-def _predict_section(model, section: np.ndarray, plan: PredictionPlan, runtime: dict, args) -> None:
-    result = predict_with_plan(model, section, plan, **runtime)
+def _predict_section(prepared: _Prepared, args: argparse.Namespace, group: ProcessGroup) -> None:
+    # A section is a handful of tiles: the main process predicts it alone.
+    if not group.is_main:
+        return
+    section, plan = prepared.data, prepared.plan
+    result = predict_with_plan(prepared.model, section, plan, prepared.device, processor=prepared.processor)
     shape, dtype = plan.output_shape, plan.output_dtype
     with create_output(args.output, shape, dtype, overwrite=args.overwrite, section=True) as out:
         out[...] = result
     logger.info("wrote %s", args.output)
     if args.png is not None:
         path = args.output.with_suffix(".png")
-        _plot(section, result, path, model.config, plan.mode, f"{args.input.name}: prediction", ("trace", "sample"))
+        config = prepared.model.config
+        _plot(section, result, path, config, plan.mode, f"{args.input.name}: prediction", ("trace", "sample"))
 
 
-def _predict_volume(model, reader: VolumeReader, plan: PredictionPlan, runtime: dict, args) -> None:
-    shape = plan.output_shape
-    with (
-        create_output(args.output, shape, plan.output_dtype, template=reader, overwrite=args.overwrite) as out,
-        scratch_folder(args.output) as scratch,
-    ):
-        predict_with_plan(model, reader, plan, out=out, scratch_dir=scratch, **runtime)
+def _predict_volume(prepared: _Prepared, args: argparse.Namespace, group: ProcessGroup) -> None:
+    reader, plan = prepared.data, prepared.plan
+    runtime = dict(device=prepared.device, processor=prepared.processor)
+    with contextlib.ExitStack() as created:
+
+        def create() -> tuple:
+            """The output and a scratch folder beside it: the main process's (other processes write partial files in
+            that folder)."""
+            if not group.is_main:
+                return None, None
+            shape, dtype = plan.output_shape, plan.output_dtype
+            out = create_output(args.output, shape, dtype, template=reader, overwrite=args.overwrite)
+            return created.enter_context(out), created.enter_context(scratch_folder(args.output))
+
+        out, scratch = group.together(create)
+        if group.count == 1:
+            predict_with_plan(prepared.model, reader, plan, out=out, scratch_dir=scratch, **runtime)
+        else:
+            predict_across_processes(prepared.model, reader, plan, group, group.share(scratch), out=out, **runtime)
+    if not group.is_main:
+        return
     logger.info("wrote %s", args.output)
     if not args.png:
         return
-    with open_output(args.output, shape) as stored:
+    with open_output(args.output, plan.output_shape) as stored:
         for index in args.png:
-            _plot_volume_section(model.config, plan.mode, reader, stored, plan.axes[0], index, args)
+            _plot_volume_section(prepared.model.config, plan.mode, reader, stored, plan.axes[0], index, args)
 
 
 def _plot_volume_section(config, mode, reader: VolumeReader, stored: VolumeReader, axis: SectionAxis, index, args):

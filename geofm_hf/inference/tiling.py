@@ -258,13 +258,7 @@ def predict_with_plan(
     """
     if tuple(data.shape) != plan.input_shape:
         raise ValueError(f"data of shape {tuple(data.shape)} given to a plan made for {plan.input_shape}")
-    if device is None:
-        device = next(model.parameters(), torch.empty(0)).device
-    device = torch.device(device)
-    model.to(device)
-    precision = resolve_precision(plan.precision, device)
-    prefer_channels_last(model, precision)
-    run = _Run(model, plan, device, progress, precision)
+    run = _Run.start(model, plan, device, progress)
     with evaluation_mode(model), torch.inference_mode():
         if plan.is_volume:
             return _predict_volume(run, data, processor, stats, out, scratch_dir)
@@ -280,6 +274,17 @@ class _Run:
     device: torch.device
     progress: bool
     precision: str
+
+    @classmethod
+    def start(cls, model: nn.Module, plan: PredictionPlan, device: str | torch.device | None, progress: bool) -> "_Run":
+        """Move ``model`` to ``device`` (default: where it is) in the memory format its precision prefers."""
+        if device is None:
+            device = next(model.parameters(), torch.empty(0)).device
+        device = torch.device(device)
+        model.to(device)
+        precision = resolve_precision(plan.precision, device)
+        prefer_channels_last(model, precision)
+        return cls(model, plan, device, progress, precision)
 
     def predictor(self, grid: TileGrid) -> SectionPredictor:
         return SectionPredictor(self.model, grid, self.plan.blend, self.plan.batch_size, self.device, self.precision)
@@ -335,14 +340,19 @@ def _predict_volume(run: _Run, reader: VolumeReader, processor, stats, out, scra
 
 
 def _predict_direction(
-    run: _Run, reader: VolumeReader, axis: SectionAxis, grid: TileGrid, normalize: _Normalizer
+    run: _Run,
+    reader: VolumeReader,
+    axis: SectionAxis,
+    grid: TileGrid,
+    normalize: _Normalizer,
+    indices: range | None = None,
 ) -> Iterator[tuple[int, np.ndarray]]:
-    """Probabilities (classes, ...) of every section along ``axis``, in volume axis order."""
-    count = reader.shape[axis.index]
+    """Probabilities (classes, ...) of the sections ``indices`` (default: all) along ``axis``, in volume axis order."""
+    indices = range(reader.shape[axis.index]) if indices is None else indices
     predictor = run.predictor(grid)
-    sections = (normalize(axis.orient(reader.read_finite_section(axis.index, i))) for i in range(count))
-    with run.progress_bar(count * len(grid), f"predict {axis.name}s") as bar:
-        for index, probabilities in enumerate(predictor.predict(sections, bar)):
+    sections = (normalize(axis.orient(reader.read_finite_section(axis.index, i))) for i in indices)
+    with run.progress_bar(len(indices) * len(grid), f"predict {axis.name}s") as bar:
+        for index, probabilities in zip(indices, predictor.predict(sections, bar)):
             yield index, axis.orient(probabilities)
 
 

@@ -28,20 +28,72 @@ class AmplitudeStats:
     scale: float
 
 
+# Arrays up to this size take np.percentile directly (a millisecond or less); larger ones (a 896x896 section: 16 ms of
+# np.percentile's partition over a float64 copy) find the same order statistics by bracketed selection.
+PERCENTILE_SELECTION_MIN_SIZE = 65_536
+# Values of the strided sample that brackets each order statistic, and the margin (in sample ranks) on either side:
+# many standard deviations of a sample rank, so a wrong bracket (then the whole array is searched) is rare.
+PERCENTILE_BRACKET_SAMPLE = 16_384
+PERCENTILE_BRACKET_MARGIN = 512
+
+
 def _finite_sample(data: np.ndarray, max_samples: int) -> np.ndarray:
-    """Up to ``max_samples`` evenly strided values of ``data`` (a view-based read, cheap on memory maps)."""
+    """Up to ``max_samples`` evenly strided values of ``data`` (a view-based read, cheap on memory maps), in float32 or
+    float64 as stored (without a copy where possible), other types as float64."""
     flat = np.asarray(data).reshape(-1) if not isinstance(data, np.memmap) else data.reshape(-1)
     step = max(1, flat.size // max_samples)
-    sample = np.asarray(flat[::step], dtype=np.float64)
-    return sample
+    dtype = flat.dtype if flat.dtype in (np.float32, np.float64) else np.float64
+    return np.asarray(flat[::step], dtype=dtype)
+
+
+def _order_statistics(values: np.ndarray, sample: np.ndarray, rank: int) -> tuple[float, float]:
+    """The ``rank``-th and next smallest of the 1-D ``values`` (0-based), exactly, without sorting them all.
+
+    The sorted strided ``sample`` of ``values`` brackets the two: one pass counts the values below the bracket and
+    keeps those inside it, and only those are partitioned. If the sample misled (the ranks fall outside the bracket),
+    the whole array is.
+    """
+    centre = rank / (values.size - 1) * (sample.size - 1)
+    first, last = int(centre) - PERCENTILE_BRACKET_MARGIN, int(centre) + 1 + PERCENTILE_BRACKET_MARGIN
+    low = sample[first] if first >= 0 else -np.inf
+    high = sample[last] if last < sample.size else np.inf
+    below = np.count_nonzero(values < low)
+    inside = values[(values >= low) & (values <= high)]
+    following = min(rank + 1, values.size - 1)
+    if not below <= rank <= following < below + inside.size:
+        inside, below = values, 0
+    wanted = [rank - below, following - below]
+    selected = np.partition(inside, wanted)
+    return float(selected[wanted[0]]), float(selected[wanted[1]])
+
+
+def _percentiles(values: np.ndarray, percentiles: Sequence[float]) -> list[float]:
+    """``np.percentile(values, percentiles)`` (linear method) of a 1-D float array, bit for bit, in float64.
+
+    Large arrays find their two order statistics per percentile by :func:`_order_statistics` (a 896x896 section:
+    about 3 ms instead of 16) and interpolate between them exactly as numpy's linear method does.
+    """
+    if values.size <= PERCENTILE_SELECTION_MIN_SIZE:
+        return [float(v) for v in np.percentile(np.asarray(values, dtype=np.float64), percentiles)]
+    sample = np.sort(values[:: values.size // PERCENTILE_BRACKET_SAMPLE])
+    results = []
+    for percentile in percentiles:
+        # numpy's virtual index and lerp for method="linear", in the same operation order.
+        virtual = (values.size - 1) * (np.float64(percentile) / 100)
+        rank = int(np.floor(virtual))
+        low, high = (np.float64(v) for v in _order_statistics(values, sample, rank))
+        gamma, difference = virtual - rank, high - low
+        results.append(float(high - difference * (1 - gamma) if gamma >= 0.5 else low + difference * gamma))
+    return results
 
 
 def _percentile_stats(sample: np.ndarray, percentiles: Sequence[float]) -> AmplitudeStats:
-    low, high = np.percentile(sample, percentiles)
+    low, high = _percentiles(sample, percentiles)
     return AmplitudeStats(float(low), float(high - low) or 1.0)
 
 
 def _standard_stats(sample: np.ndarray, percentiles: Sequence[float]) -> AmplitudeStats:
+    sample = np.asarray(sample, dtype=np.float64)
     return AmplitudeStats(float(sample.mean()), float(sample.std()) or 1.0)
 
 
