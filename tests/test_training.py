@@ -566,3 +566,13 @@ def test_cli_takes_dashed_spellings_of_fields():
     args = parser.parse_args(["train", "--push-to-hub", "me/model", "--max-steps", "7", "--lora.r", "4"])
     overrides = {key.split(":", 1)[1]: value for key, value in vars(args).items() if key.startswith("override:")}
     assert overrides == {"push_to_hub": "me/model", "max_steps": 7, "lora.r": 4}
+
+
+def test_a_last_batch_of_one_section_is_dropped_so_batchnorm_decoders_train(tmp_path, tiny_run_config):
+    # 10 synthetic sections -> 7 train; batches of 2 would leave one section alone, which UperNet's pooled 1x1
+    # BatchNorm cannot normalise in training mode.
+    config = tiny_run_config(tmp_path / "run", decoder="upernet", decoder_kwargs={"channels": 8}, max_steps=4)
+    run = prepare_run(config)
+    assert run.steps_per_epoch == 3 and all(len(batch["labels"]) == 2 for batch in run.train_loader)
+    result = run_training(run)
+    assert result.state.global_step == 4

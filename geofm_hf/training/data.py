@@ -226,6 +226,9 @@ def section_loader(
         shuffle=shuffle,
         num_workers=config.dataloader_num_workers,
         collate_fn=PadCollator(ignore_index),
+        # A last training batch of a single section would stop every decoder with BatchNorm after a pooling to 1x1
+        # (UperNet's pyramid) in training mode; dropping it loses one section per epoch, and only in that case.
+        drop_last=shuffle and len(dataset) % batch_size == 1 and len(dataset) > batch_size,
         # Each new iterator draws a worker seed from this generator. From torch's global RNG it would shift the
         # dropout draws of a resumed run, which starts an iterator mid-epoch where the uninterrupted run did not.
         generator=torch.Generator().manual_seed(config.seed),
