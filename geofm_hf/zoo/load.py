@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import warnings
 from pathlib import Path
 
 from torch import nn
@@ -74,7 +75,11 @@ def load(name: str) -> tuple[nn.Module, GeoFMImageProcessor]:
 
     entry = get_entry(name)
     folder = check_weights(entry)
-    model = PeftModel.from_pretrained(build_base(entry), folder).merge_and_unload().float().eval()
+    base = build_base(entry)
+    with warnings.catch_warnings():
+        # peft reads transformers' deprecated `is_gradient_checkpointing` when wrapping: nothing for a user to do.
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        model = PeftModel.from_pretrained(base, folder).merge_and_unload().float().eval()
     model.config.name_or_path = f"zoo:{entry.name}"
     return model, GeoFMImageProcessor(**entry.model["processor"])
 
