@@ -11,6 +11,7 @@ from ..precision import PRECISIONS
 from ..evaluation.evaluate import check_same_task, dataset_label_names, evaluate_model, load_model_and_processor, load_split
 from ..evaluation.inference import resolve_device
 from ..evaluation.results import CONFUSION_MATRIX_FILE, EVAL_RESULTS_FILE
+from ..evaluation.tta import with_tta
 from .errors import reports_errors
 
 
@@ -34,6 +35,7 @@ def run_evaluate(args: argparse.Namespace) -> None:
     device = resolve_device(args.device)
     dataset = load_split(args.dataset, args.split)
     model, processor = load_model_and_processor(args.model)
+    model = with_tta(model, args.tta)
     check_same_task(model.config, args.model, dataset_label_names(args.dataset), args.dataset)
     results = evaluate_model(
         model,
@@ -58,6 +60,12 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text!r}: expected an integer >= 1")
     return value
+
+
+def add_tta_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--tta", action="store_true", help="average each section with its left-right mirror (twice the compute)"
+    )
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -87,6 +95,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="sections per batch of the study's per-batch scores (default: --batch-size)",
     )
     parser.add_argument("--max-overlays", type=int, default=4, help="example pictures to write with --output")
+    add_tta_argument(parser)
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda when available)")
     parser.add_argument(
         "--precision",
@@ -97,4 +106,4 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run_evaluate)
 
 
-__all__ = ["add_parser", "run_evaluate"]
+__all__ = ["add_parser", "add_tta_argument", "run_evaluate"]

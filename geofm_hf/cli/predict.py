@@ -43,6 +43,7 @@ from ..inference.plan import (
 )
 from ..inference.plots import plot_prediction_overlay
 from ..evaluation import load_model_and_processor, resolve_device
+from ..evaluation.tta import with_tta
 from ..inference.tiling import predict_with_plan
 from ..precision import PRECISIONS, resolve_precision
 
@@ -130,6 +131,9 @@ def add_predict_arguments(parser: argparse.ArgumentParser) -> None:
         help="write overlay pictures of these section indices (along the first --axis; use 0 for 2-D input)",
     )
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    parser.add_argument(
+        "--tta", action="store_true", help="average each tile with its left-right mirror (twice the compute)"
+    )
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda when available)")
     parser.add_argument(
         "--precision",
@@ -174,6 +178,7 @@ def _prepare(args: argparse.Namespace, group: ProcessGroup, resources: contextli
     refuse the input runs here, before anything is written."""
     refuse_existing(args.output, args.overwrite)
     model, processor = load_model_and_processor(args.model)
+    model = with_tta(model, args.tta)
     options = merge_options({flag: getattr(args, flag) for flag in SURVEY_FLAGS}, args.option)
     data = open_input(args.input, **options)
     if isinstance(data, VolumeReader):
@@ -223,6 +228,7 @@ def write_metadata(
         "blend": plan.blend,
         "device": str(device),
         "precision": precision,
+        "tta": args.tta,
         "processes": processes,
     }
     text = json.dumps(record, indent=2)

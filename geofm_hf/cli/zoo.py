@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ..precision import PRECISIONS
 from .errors import reports_errors
+from .evaluate import add_tta_argument
 
 CARDS_DIR = Path("model_cards")
 
@@ -113,6 +114,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     evaluating.add_argument("--max-overlays", type=int, default=4)
     evaluating.add_argument("--device", default=None)
     evaluating.add_argument("--precision", default="auto", choices=PRECISIONS)
+    add_tta_argument(evaluating)
     evaluating.set_defaults(func=run_zoo_evaluate)
 
     pushing = commands.add_parser("push", help="upload an entry as a full model repo (as training's push does)")
