@@ -37,22 +37,19 @@ class ModelChoice:
     about: str
 
 
-def _score_lines(scores: dict, prefix: str = "") -> list[str]:
-    """``name value`` for every number in ``scores``, nested names joined (lists such as confusion matrices left
-    out: the model card has them)."""
-    lines = []
-    for name, value in scores.items():
-        if isinstance(value, dict):
-            lines += _score_lines(value, f"{prefix}{name} ")
-        elif isinstance(value, (int, float)) and not isinstance(value, bool):
-            lines.append(f"{prefix}{name} {value:.3f}" if isinstance(value, float) else f"{prefix}{name} {value}")
-    return lines
+def _score_line(scores: dict) -> str:
+    """The entry's headline: its test mIoU next to the UNet at the same budget and the study's figures."""
+    parts = [f"test mIoU {scores['test_miou']:.3f} on {scores['test_sections']} test sections"]
+    if "unet_test_miou" in scores:
+        parts.append(f"UNet at the same budget {scores['unet_test_miou']:.3f}")
+    parts.append(f"the study (its own data) {scores['study_best_miou']:.3f} / UNet {scores['study_unet_miou']:.3f}")
+    return "; ".join(parts)
 
 
 def _zoo_choice(entry) -> ModelChoice:
     lines = [f"**{entry.name}** ({entry.task}): {entry.summary}", f"Training data licence: {entry.licence}"]
     if entry.scores:
-        lines.append(f"Recorded scores: {', '.join(_score_lines(entry.scores))}")
+        lines.append(f"Scores: {_score_line(entry.scores)}. Labels: {entry.data.labels}")
     return ModelChoice(f"{ZOO_PREFIX}{entry.name}", f"{entry.name} ({entry.task})", entry.task, "  \n".join(lines))
 
 
