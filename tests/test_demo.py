@@ -79,7 +79,10 @@ def test_the_examples_are_small_listed_and_attributed():
 
 
 def test_named_models_come_first_and_unshipped_zoo_entries_are_left_out(monkeypatch):
-    entry = dict(summary="salt bodies", licence="research use only", scores={"test": {"mean_iou": 0.86}})
+    scores = {"test_miou": 0.86, "test_sections": 201, "unet_test_miou": 0.8249, "study_best_miou": 0.897,
+              "study_unet_miou": 0.864}
+    data = types.SimpleNamespace(labels="TGS's own masks")
+    entry = dict(summary="salt bodies", licence="research use only", scores=scores, data=data)
     entries = [
         types.SimpleNamespace(name="salt-x", task="salt", shipped=True, **entry),
         types.SimpleNamespace(name="fault-y", task="fault", shipped=False, **entry),
@@ -88,7 +91,9 @@ def test_named_models_come_first_and_unshipped_zoo_entries_are_left_out(monkeypa
     monkeypatch.setattr(demo_models, "list_entries", lambda: entries)
     choices = demo_models.model_choices(["/models/mine", "zoo:salt-x"])
     assert [choice.reference for choice in choices] == ["/models/mine", "zoo:salt-x", "zoo:crater-z"]
-    assert "research use only" in choices[1].about and "test mean_iou 0.860" in choices[1].about
+    about = choices[1].about
+    assert "research use only" in about and "test mIoU 0.860 on 201 test sections" in about
+    assert "UNet at the same budget 0.825" in about and "0.897 / UNet 0.864" in about and "TGS's own masks" in about
     monkeypatch.setattr(demo_models, "list_entries", lambda: entries[1:2])
     with pytest.raises(ValueError, match="--model"):
         demo_models.model_choices([])
