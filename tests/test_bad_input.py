@@ -690,7 +690,9 @@ def test_a_bug_is_not_dressed_up_as_bad_input():
 
 @pytest.mark.parametrize("how", ["flag", "environment"])
 def test_debug_shows_the_traceback(tiny_model_dir, tmp_path, capsys, monkeypatch, how):
-    monkeypatch.delenv("GEOFM_DEBUG", raising=False)
+    # Set (empty: off) through monkeypatch, so that what `--debug` writes into os.environ is undone after the test;
+    # a leaked GEOFM_DEBUG=1 would put tracebacks into every later test's output.
+    monkeypatch.setenv("GEOFM_DEBUG", "")
     argv = ["evaluate", str(tiny_model_dir), str(tmp_path / "missing")]
     if how == "flag":
         argv = ["--debug", *argv]
