@@ -19,6 +19,7 @@ so none waits forever, the failing process reports it (one line for bad input) a
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import math
 import os
@@ -47,6 +48,12 @@ class PeerFailed(SystemExit):
     """Ends a process quietly because another process of the prediction failed and reports the cause itself."""
 
 
+def close_process_group() -> None:
+    """Destroy torch's default process group if one is open (idempotent; registered at exit)."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+
+
 class ProcessGroup:
     """The processes predicting one survey together, as Accelerate's :class:`~accelerate.PartialState` sees them.
 
@@ -57,6 +64,10 @@ class ProcessGroup:
 
     def __init__(self, state: PartialState | None = None):
         self.state = state if state is not None else PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU"))
+        if self.state.num_processes > 1:
+            # A gloo group still alive when the interpreter ends can abort the process ("terminate called without
+            # an active exception") after a failed prediction has already said why; close it first.
+            atexit.register(close_process_group)
 
     @classmethod
     def current(cls) -> "ProcessGroup":
