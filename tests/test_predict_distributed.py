@@ -69,8 +69,9 @@ def test_a_group_of_one_runs_each_step_and_raises_its_error():
 
 
 # Runs each job (module, arguments) as `python -m module` would, in one launch: the process group is started once.
+# Each process writes its exit codes to its own file: two processes printing to one pipe can interleave their lines.
 DRIVER = """
-import json, runpy, sys
+import json, os, runpy, sys
 codes = []
 for module, arguments in json.loads(sys.argv[1]):
     sys.argv = [module, *arguments]
@@ -78,7 +79,8 @@ for module, arguments in json.loads(sys.argv[1]):
         runpy.run_module(module, run_name="__main__", alter_sys=True)
     except SystemExit as ended:
         codes.append(ended.code)
-print("exit codes", json.dumps(codes))
+with open(os.path.join(os.path.dirname(__file__), f"codes{os.environ['RANK']}.json"), "w") as file:
+    json.dump(codes, file)
 """
 
 
@@ -96,8 +98,7 @@ def launch_two_cpu_processes(tmp_path, jobs: list[tuple[str, list[str]]]) -> tup
     completed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=400)
     log = completed.stdout + completed.stderr
     assert completed.returncode == 0, log[-4000:]
-    lines = completed.stdout.splitlines()
-    codes = [json.loads(line.split("exit codes", 1)[1]) for line in lines if "exit codes" in line]
+    codes = [json.loads(path.read_text()) for path in sorted(tmp_path.glob("codes*.json"))]
     return codes, log
 
 
