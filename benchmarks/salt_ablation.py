@@ -73,6 +73,16 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
         "full fine-tuning (backbone lr 1e-5), 2.2x grid",
         {"adaptation": "full", "learning_rate": 1e-5, "compute_scale": 2.2},
     ),
+    "full-scale-1.39-1h": (
+        "full fine-tuning (backbone lr 2e-5), 1.39x grid (140x140: 10x10 tokens), cosine over 2,800 steps",
+        {"adaptation": "full", "learning_rate": 2e-5, "compute_scale": 1.39, "lr_scheduler": "cosine",
+         "warmup_ratio": 0.03, "max_steps": 2800},
+    ),
+    "all-r8-scale-1.39-1h": (
+        "LoRA r8 (lr 3e-4) on every linear layer, 1.39x grid, cosine over 3,600 steps",
+        {"lora": ALL_R8, "learning_rate": 3e-4, "compute_scale": 1.39, "lr_scheduler": "cosine",
+         "warmup_ratio": 0.03, "max_steps": 3600},
+    ),
     "unet": (
         "UNet from scratch (lr 1e-3), native grid",
         {"backbone": "unet", "decoder": None, "decoder_kwargs": None, "adaptation": "full", "learning_rate": 1e-3,
@@ -86,10 +96,10 @@ def variant_config(name: str, dataset: Path, output: Path, args: argparse.Namesp
     config = {**BASE_RECIPE, **VARIANTS[name][1]}
     config = {key: value for key, value in config.items() if value is not None}
     return {
+        "max_steps": MAX_STEPS,  # a variant with a cosine schedule sets its own length
         **config,
         "dataset": str(dataset),
         "output_dir": str(output / "runs" / name),
-        "max_steps": MAX_STEPS,
         "max_train_seconds": args.budget_seconds,
         "train_time_clock": "cpu",
         "eval_steps": args.eval_steps,

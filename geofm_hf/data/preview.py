@@ -40,9 +40,10 @@ def _png(picture: Image.Image) -> bytes:
 
 def grey_levels(image: np.ndarray) -> np.ndarray:
     """The section as 0-255 grey levels, its 1st-99th percentiles stretched over the range."""
-    low, high = np.percentile(image, PREVIEW_PERCENTILES)
-    # float64: amplitudes near float32's limits would overflow the subtraction.
-    scaled = (image.astype(np.float64) - low) / max(float(high - low), np.finfo(np.float32).tiny)
+    # float64: amplitudes near float32's limits would overflow the interpolation and the subtraction.
+    values = image.astype(np.float64)
+    low, high = np.percentile(values, PREVIEW_PERCENTILES)
+    scaled = (values - low) / max(float(high - low), float(np.finfo(np.float32).tiny))
     return np.round(np.clip(scaled, 0.0, 1.0) * 255).astype(np.uint8)
 
 
