@@ -78,6 +78,11 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
         {"adaptation": "full", "learning_rate": 2e-5, "compute_scale": 1.39, "lr_scheduler": "cosine",
          "warmup_ratio": 0.03, "max_steps": 2800},
     ),
+    "full-scale-1.39-dice-1h": (
+        "as full-scale-1.39-1h with cross-entropy + Dice loss",
+        {"adaptation": "full", "learning_rate": 2e-5, "compute_scale": 1.39, "lr_scheduler": "cosine",
+         "warmup_ratio": 0.03, "max_steps": 2800, "loss_weights": {"cross_entropy": 1.0, "dice": 1.0}},
+    ),
     "all-r8-scale-1.39-1h": (
         "LoRA r8 (lr 3e-4) on every linear layer, 1.39x grid, cosine over 3,600 steps",
         {"lora": ALL_R8, "learning_rate": 3e-4, "compute_scale": 1.39, "lr_scheduler": "cosine",

@@ -109,7 +109,8 @@ def test_every_recipe_and_baseline_is_a_valid_training_config(baseline, tmp_path
         config = TrainingConfig.from_dict(training_settings(entry, tmp_path / "data", tmp_path / "run", baseline))
         assert config.task == entry.task and config.max_train_seconds == entry.scores["budget_seconds"]
         assert (config.backbone == "unet") == baseline
-        assert config.adaptation == ("full" if baseline else "lora")
+        # A fully fine-tuned recipe ships the LoRA adapter extracted from it; the others train LoRA themselves.
+        assert config.adaptation == ("full" if baseline or entry.extracted_lora_rank else "lora")
 
 
 def test_entry_dataset_takes_its_test_split_from_the_test_parts(tmp_path):

