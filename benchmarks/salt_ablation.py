@@ -83,6 +83,11 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
         {"adaptation": "full", "learning_rate": 2e-5, "compute_scale": 1.39, "lr_scheduler": "cosine",
          "warmup_ratio": 0.03, "max_steps": 2800, "loss_weights": {"cross_entropy": 1.0, "dice": 1.0}},
     ),
+    "full-scale-2.0-1h": (
+        "full fine-tuning (backbone lr 2e-5), 2x grid (202x202 padded to 210: 15x15 tokens), cosine over 2,500 steps",
+        {"adaptation": "full", "learning_rate": 2e-5, "compute_scale": 2.0, "lr_scheduler": "cosine",
+         "warmup_ratio": 0.03, "max_steps": 2500},
+    ),
     "all-r8-scale-1.39-1h": (
         "LoRA r8 (lr 3e-4) on every linear layer, 1.39x grid, cosine over 3,600 steps",
         {"lora": ALL_R8, "learning_rate": 3e-4, "compute_scale": 1.39, "lr_scheduler": "cosine",
