@@ -76,7 +76,9 @@ def test_a_low_rank_adapter_approximates_the_change_and_saves_like_a_run_adapter
 
 def test_extraction_refuses_a_bad_rank_and_another_architecture(tiny_model):
     base = tiny_model()
-    with pytest.raises(ValueError, match="rank must be positive"):
-        extract_lora(base, base, 0)
+    narrowest = base.config.backbone_config.hidden_size
+    for rank in (0, narrowest + 1):
+        with pytest.raises(ValueError, match=f"rank must be between 1 and {narrowest} .*got {rank}"):
+            extract_lora(base, base, rank)
     with pytest.raises(ValueError, match="same parameters"):
         extract_lora(tiny_model(decoder="pup"), base, 2)

@@ -41,20 +41,24 @@ def extract_lora(tuned: nn.Module, base: nn.Module, rank: int) -> nn.Module:
         rank: LoRA rank on every linear layer of the backbone.
 
     Raises:
-        ValueError: ``rank`` is not positive, or the two models do not have the same parameters.
+        ValueError: ``rank`` is not between 1 and the narrowest linear layer's size, or the two models do not have the
+            same parameters.
     """
     from peft import LoraConfig, get_peft_model
 
-    if rank < 1:
-        raise ValueError(f"LoRA rank must be positive, got {rank}")
     tuned_state, base_state = tuned.state_dict(), base.state_dict()
     if tuned_state.keys() != base_state.keys():
         raise ValueError("the fine-tuned model and the base do not have the same parameters (another architecture?)")
+    targets = resolve_lora_targets(base, "all-linear")
+    narrowest = min(min(base_state[f"{name}.weight"].shape) for name in targets)
+    if not 1 <= rank <= narrowest:
+        raise ValueError(
+            f"LoRA rank must be between 1 and {narrowest} (the backbone's narrowest linear layer), got {rank}"
+        )
     start = copy.deepcopy(base)
     # peft copies the modules it saves whole when it wraps: give them the tuned weights first.
     for name in head_modules(start):
         start.get_submodule(name).load_state_dict(tuned.get_submodule(name).state_dict())
-    targets = resolve_lora_targets(start, "all-linear")
     config = LoraConfig(
         r=rank,
         lora_alpha=rank,
