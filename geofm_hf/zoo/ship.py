@@ -57,6 +57,9 @@ def write_weights(entry: ZooEntry, adapter_dir: Path, dtype: str) -> ZooWeights:
     adapter_config = json.loads((adapter_dir / ADAPTER_CONFIG_FILE).read_text(encoding="utf-8"))
     # The run's absolute base path means nothing elsewhere: the zoo rebuilds the base from the entry.
     adapter_config["base_model_name_or_path"] = ZOO_BACKBONE
+    # peft writes its target set in hash order: sorted, the shipped file (and its pinned sha256) is reproducible.
+    if isinstance(adapter_config.get("target_modules"), list):
+        adapter_config["target_modules"] = sorted(adapter_config["target_modules"])
     tensors = half_precision_tensors(adapter_dir / ADAPTER_WEIGHTS_FILE, SHIPPED_DTYPES[dtype])
     target = WEIGHTS_DIR / entry.name
     with staged_folder(target, overwrite=True) as staging:
