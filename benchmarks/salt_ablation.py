@@ -53,6 +53,9 @@ BASE_RECIPE: dict[str, Any] = {
 
 # Each variant: what it changes in BASE_RECIPE (nested settings are replaced whole), and the lever it tests.
 ALL_R8 = {"r": 8, "alpha": 16, "targets": "all-linear"}
+# Full fine-tuning for one CPU-hour: a cosine schedule sized to end within the budget (the zoo's salt recipe).
+FULL_1H = {"adaptation": "full", "learning_rate": 2e-5, "compute_scale": 1.39, "lr_scheduler": "cosine",
+           "warmup_ratio": 0.03, "max_steps": 2800}
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "base": ("LoRA r8 q/v, MLA (64 channels), native grid", {}),
     "scale-2.2": ("compute on a 2.2x grid (224x224: 16x16 tokens)", {"compute_scale": 2.2}),
@@ -75,18 +78,15 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     ),
     "full-scale-1.39-1h": (
         "full fine-tuning (backbone lr 2e-5), 1.39x grid (140x140: 10x10 tokens), cosine over 2,800 steps",
-        {"adaptation": "full", "learning_rate": 2e-5, "compute_scale": 1.39, "lr_scheduler": "cosine",
-         "warmup_ratio": 0.03, "max_steps": 2800},
+        FULL_1H,
     ),
     "full-scale-1.39-dice-1h": (
         "as full-scale-1.39-1h with cross-entropy + Dice loss",
-        {"adaptation": "full", "learning_rate": 2e-5, "compute_scale": 1.39, "lr_scheduler": "cosine",
-         "warmup_ratio": 0.03, "max_steps": 2800, "loss_weights": {"cross_entropy": 1.0, "dice": 1.0}},
+        {**FULL_1H, "loss_weights": {"cross_entropy": 1.0, "dice": 1.0}},
     ),
     "full-scale-2.0-1h": (
         "full fine-tuning (backbone lr 2e-5), 2x grid (202x202 padded to 210: 15x15 tokens), cosine over 2,500 steps",
-        {"adaptation": "full", "learning_rate": 2e-5, "compute_scale": 2.0, "lr_scheduler": "cosine",
-         "warmup_ratio": 0.03, "max_steps": 2500},
+        {**FULL_1H, "compute_scale": 2.0, "max_steps": 2500},
     ),
     "all-r8-scale-1.39-1h": (
         "LoRA r8 (lr 3e-4) on every linear layer, 1.39x grid, cosine over 3,600 steps",
