@@ -80,6 +80,14 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
         "full fine-tuning (backbone lr 2e-5), 1.39x grid (140x140: 10x10 tokens), cosine over 2,800 steps",
         FULL_1H,
     ),
+    "full-scale-1.39-ema-0.995-1h": (
+        "as full-scale-1.39-1h, validating and keeping an EMA of the weights (decay 0.995: ~200 steps)",
+        {**FULL_1H, "ema_decay": 0.995},
+    ),
+    "full-scale-1.39-ema-0.999-1h": (
+        "as full-scale-1.39-1h, validating and keeping an EMA of the weights (decay 0.999: ~1,000 steps)",
+        {**FULL_1H, "ema_decay": 0.999},
+    ),
     "full-scale-1.39-dice-1h": (
         "as full-scale-1.39-1h with cross-entropy + Dice loss",
         {**FULL_1H, "loss_weights": {"cross_entropy": 1.0, "dice": 1.0}},

@@ -12,6 +12,7 @@ import torch
 import yaml
 from datasets import Dataset
 from peft import PeftModel
+from safetensors.torch import load_file
 from transformers import AutoImageProcessor, AutoModel
 
 import geofm_hf
@@ -432,8 +433,10 @@ def test_run_results_are_the_model_card_arguments(tmp_path, tiny_run_config):
 
 
 @pytest.mark.slow
-def test_interrupted_run_resumed_ends_with_the_same_weights(tmp_path, monkeypatch, tiny_run_config):
-    # LoRA dropout draws from torch's RNG and augmentation from the per-sample seeds: both must resume exactly.
+@pytest.mark.parametrize("ema_decay", [None, 0.5], ids=["raw", "weight-average"])
+def test_interrupted_run_resumed_ends_with_the_same_weights(tmp_path, monkeypatch, tiny_run_config, ema_decay):
+    # LoRA dropout draws from torch's RNG and augmentation from the per-sample seeds: both must resume exactly, and
+    # so must the weight average, which best/ is exported from.
     # 6 train sections in batches of 2: 3 steps per epoch, so the resumed run finishes one epoch and starts another.
     common = dict(
         dataset="synthetic:10:0:42",
@@ -443,6 +446,7 @@ def test_interrupted_run_resumed_ends_with_the_same_weights(tmp_path, monkeypatc
         save_steps=2,
         eval_steps=100,
         augmentation={"crop_size": 28, "gain": 0.2, "noise": 0.05},
+        ema_decay=ema_decay,
     )
     straight = train(tiny_run_config(tmp_path / "straight", **common))
 
@@ -463,6 +467,8 @@ def test_interrupted_run_resumed_ends_with_the_same_weights(tmp_path, monkeypatc
     assert expected.keys() == actual.keys()
     assert all(torch.equal(expected[name], actual[name]) for name in expected)
     assert resumed.state.history == straight.state.history
+    expected_best, actual_best = (load_file(str(r.layout.best_dir / "model.safetensors")) for r in (straight, resumed))
+    assert all(torch.equal(expected_best[name], actual_best[name]) for name in expected_best)
 
 
 # --- bad input ---------------------------------------------------------------------------------------------------

@@ -1,9 +1,10 @@
 """Resumable checkpoints: finding the one to resume from, saving (and rotating) them, loading one back.
 
 A checkpoint (``checkpoints/step-N/`` of the run's `RunLayout`) holds Accelerate's ``save_state`` (model, optimiser,
-scheduler, sampler and RNG states of every process) and the trainer state; it is written into a hidden staging folder
-and renamed, so an interrupted save leaves no half-written checkpoint. Resuming requires and checks every part first
-(:func:`verify_checkpoint`): Accelerate itself skips an unreadable RNG state with an INFO line, and the run drifts.
+scheduler, sampler and RNG states of every process), the trainer state and, with ``ema_decay``, the weight average;
+it is written into a hidden staging folder and renamed, so an interrupted save leaves no half-written checkpoint.
+Resuming requires and checks every part first (:func:`verify_checkpoint`): Accelerate itself skips an unreadable RNG
+state with an INFO line, and the run drifts.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from accelerate.utils import OPTIMIZER_NAME, RNG_STATE_NAME, SAFE_WEIGHTS_NAME, 
 
 from ..io.atomic import swap_in_folder
 from ..io.weights import check_weight_folder
+from .averaging import AVERAGE_FILE
 from .config import TrainingConfig
 from .layout import RunLayout
 from .state import TrainerState, TrainingRun, require_finite_model, run_summary
@@ -63,6 +65,8 @@ def save_checkpoint(run: TrainingRun, state: TrainerState) -> Path:
     accelerator.save_state(str(staging))
     if run.is_main:
         state.save(layout.checkpoint_state_file(staging), **run_summary(run))
+        if run.weight_average is not None:
+            run.weight_average.save(staging / AVERAGE_FILE)
     accelerator.wait_for_everyone()
     if run.is_main:
         swap_in_folder(staging, target)
@@ -72,14 +76,16 @@ def save_checkpoint(run: TrainingRun, state: TrainerState) -> Path:
     return target
 
 
-def required_parts(num_processes: int) -> list[str]:
-    """The files every checkpoint of a ``num_processes`` run holds (besides samplers and a loss scaler, when used)."""
+def required_parts(num_processes: int, averaged: bool = False) -> list[str]:
+    """The files every checkpoint of a ``num_processes`` run holds (besides samplers and a loss scaler, when used);
+    ``averaged``: the run keeps a weight average (``ema_decay``)."""
     return [
         RunLayout.STATE_FILE,
         SAFE_WEIGHTS_NAME,
         f"{OPTIMIZER_NAME}.bin",
         f"{SCHEDULER_NAME}.bin",
         *(f"{RNG_STATE_NAME}_{index}.pkl" for index in range(num_processes)),
+        *([AVERAGE_FILE] if averaged else []),
     ]
 
 
@@ -90,14 +96,15 @@ def _unusable(checkpoint: Path, part: str, problem: str) -> ValueError:
     )
 
 
-def verify_checkpoint(checkpoint: Path, num_processes: int) -> TrainerState:
-    """Check every part of a checkpoint before anything is loaded from it, and return its trainer state.
+def verify_checkpoint(checkpoint: Path, num_processes: int, averaged: bool = False) -> TrainerState:
+    """Check every part of a checkpoint before anything is loaded from it, and return its trainer state
+    (``averaged``: the resuming run keeps a weight average, which the checkpoint must hold).
 
     Raises:
         ValueError: a part is missing or unreadable, the weights are not finite, or the checkpoint was written by a
             run of another number of processes (its RNG states would not match); the message names the part.
     """
-    missing = [name for name in required_parts(num_processes) if not (checkpoint / name).is_file()]
+    missing = [name for name in required_parts(num_processes, averaged) if not (checkpoint / name).is_file()]
     if missing:
         raise _unusable(checkpoint, ", ".join(missing), "is missing")
     state_file = RunLayout.checkpoint_state_file(checkpoint)
@@ -138,8 +145,13 @@ def check_earlier_outputs(run: TrainingRun, state: TrainerState, checkpoint: Pat
 def resume(run: TrainingRun, checkpoint: Path) -> TrainerState:
     """Verify a checkpoint (see :func:`verify_checkpoint`), load it into the prepared objects and return its trainer
     state."""
-    state = verify_checkpoint(checkpoint, run.accelerator.num_processes)
+    state = verify_checkpoint(checkpoint, run.accelerator.num_processes, run.weight_average is not None)
     check_earlier_outputs(run, state, checkpoint)
+    if run.weight_average is not None:
+        try:
+            run.weight_average.load(checkpoint / AVERAGE_FILE)
+        except ValueError as error:
+            raise _unusable(checkpoint, AVERAGE_FILE, f"is unusable ({error})") from None
     run.accelerator.load_state(str(checkpoint))
     logger.info(f"Resumed from {checkpoint} at step {state.global_step}")
     return state

@@ -181,6 +181,11 @@ class TrainingConfig:
         default=None,
     )
     seed: int = _help("seed of model initialisation, shuffling and augmentation", default=1234)
+    ema_decay: float | None = _help(
+        "keep an exponential moving average of the trained weights with this decay per optimiser step (e.g. 0.998): "
+        "validation, best/ and the test then use the average, which swings less than the last step's weights",
+        default=None,
+    )
     gradient_checkpointing: bool = _help(
         "recompute the backbone's activations in the backward pass instead of keeping them: less memory for large "
         "backbones, about a third more compute",
@@ -260,6 +265,8 @@ class TrainingConfig:
                 raise ValueError(f"{name} must be > 0; got {value}")
         if not 0.0 <= self.warmup_ratio < 1.0:
             raise ValueError(f"warmup_ratio must be in [0, 1); got {self.warmup_ratio}")
+        if self.ema_decay is not None and not 0.0 < self.ema_decay < 1.0:
+            raise ValueError(f"ema_decay must be in (0, 1) (or unset: no average); got {self.ema_decay}")
         if self.dataloader_num_workers < 0:
             raise ValueError(f"dataloader_num_workers must be >= 0; got {self.dataloader_num_workers}")
 

@@ -45,6 +45,7 @@ def _hyperparameters(run: TrainingRun, state: TrainerState) -> dict[str, Any]:
         "max_grad_norm": config.max_grad_norm,
         "lr_schedule": f"{config.lr_scheduler}: {LR_SCHEDULERS[config.lr_scheduler]}",
         "warmup_ratio": config.warmup_ratio,
+        **({"weight_average": f"EMA, decay {config.ema_decay}"} if config.ema_decay else {}),
         "optimizer_steps": state.global_step,
         **_time_budget(config),
         "epochs": round(state.global_step / run.steps_per_epoch, 2),

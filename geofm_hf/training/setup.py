@@ -23,6 +23,7 @@ from ..models.tasks import get_task
 from ..precision import ACCELERATE_NAMES, prefer_channels_last, resolve_precision
 from ..io.atomic import staged_folder
 from .adaptation import ADAPTATIONS, adapt_model, backbone_parameter_ids
+from .averaging import WeightAverage
 from .config import TrainingConfig
 from .data import DataRequirements, SectionDataset, check_first_rows, load_splits, scan_labels, section_loader
 from .layout import RunLayout
@@ -211,6 +212,7 @@ def prepare_run(config: TrainingConfig) -> TrainingRun:
         steps_per_epoch=steps_per_epoch,
         total_steps=total_steps,
         layout=RunLayout(config.output_dir),
+        weight_average=WeightAverage(accelerator.unwrap_model(model), config.ema_decay) if config.ema_decay else None,
     )
 
 

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from ..models.build import BackboneInfo
 from ..models.geofm.image_processing_geofm import GeoFMImageProcessor
 from ..models.tasks import TaskSpec
 from .adaptation import ParameterCounts
+from .averaging import WeightAverage
 from .config import TrainingConfig
 from .curves import append_jsonl
 from .data import SectionDataset
@@ -88,6 +90,7 @@ class TrainingRun:
     steps_per_epoch: int
     total_steps: int
     layout: RunLayout
+    weight_average: WeightAverage | None = None
 
     @property
     def is_main(self) -> bool:
@@ -96,6 +99,12 @@ class TrainingRun:
     @property
     def unwrapped(self) -> nn.Module:
         return self.accelerator.unwrap_model(self.model)
+
+    def scored_weights(self) -> contextlib.AbstractContextManager:
+        """The weights validation scores and ``best/`` exports: the average (``ema_decay``) swapped in, if kept."""
+        if self.weight_average is None:
+            return contextlib.nullcontext()
+        return self.weight_average.applied(self.unwrapped)
 
     @property
     def precision(self) -> str:

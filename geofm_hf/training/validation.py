@@ -100,28 +100,35 @@ def save_best(run: TrainingRun, step: int) -> None:
 
 
 def validate(run: TrainingRun, state: TrainerState, epoch: int) -> None:
-    """Score the validation split, record it, and export the model if it is the best so far.
+    """Score the validation split, record it, and export the model if it is the best so far; with ``ema_decay``
+    both use the weight average (`geofm_hf.training.averaging`).
 
     Raises:
         TrainingDivergedError: the weights, or the logits they give, are no longer finite.
     """
-    require_finite_model(run, state.global_step)
-    try:
-        scores = evaluate_loader(
-            run.model, run.validation_loader, run.accelerator, run.task, run.unwrapped.config.ignore_index, "validation"
-        )
-    except ValueError as error:  # the validation sections were checked before training: the logits are not finite
-        raise TrainingDivergedError(
-            f"Training diverged by step {state.global_step} (validation): {error}. {divergence_causes(run.config)}"
-        ) from None
-    record(run, state, {"step": state.global_step, "epoch": epoch, "validation": _summary(scores)})
-    logger.info(f"step {state.global_step}: validation mIoU {scores['mean_iou']:.4f}")
-    if state.best_metric is None or scores[BEST_METRIC] > state.best_metric:
-        state.best_metric, state.best_step = scores[BEST_METRIC], state.global_step
-        save_best(run, state.global_step)
-        if run.is_main:
-            write_results_json(scores | {"step": state.global_step}, run.layout.best_validation_results_file)
-    run.accelerator.wait_for_everyone()
+    with run.scored_weights():
+        require_finite_model(run, state.global_step)
+        try:
+            scores = evaluate_loader(
+                run.model,
+                run.validation_loader,
+                run.accelerator,
+                run.task,
+                run.unwrapped.config.ignore_index,
+                "validation",
+            )
+        except ValueError as error:  # the validation sections were checked before training: the logits are not finite
+            raise TrainingDivergedError(
+                f"Training diverged by step {state.global_step} (validation): {error}. {divergence_causes(run.config)}"
+            ) from None
+        record(run, state, {"step": state.global_step, "epoch": epoch, "validation": _summary(scores)})
+        logger.info(f"step {state.global_step}: validation mIoU {scores['mean_iou']:.4f}")
+        if state.best_metric is None or scores[BEST_METRIC] > state.best_metric:
+            state.best_metric, state.best_step = scores[BEST_METRIC], state.global_step
+            save_best(run, state.global_step)
+            if run.is_main:
+                write_results_json(scores | {"step": state.global_step}, run.layout.best_validation_results_file)
+        run.accelerator.wait_for_everyone()
 
 
 __all__ = ["SUMMARY_SCORES", "evaluate_loader", "save_best", "validate"]
