@@ -152,6 +152,11 @@ def resume(run: TrainingRun, checkpoint: Path) -> TrainerState:
             run.weight_average.load(checkpoint / AVERAGE_FILE)
         except ValueError as error:
             raise _unusable(checkpoint, AVERAGE_FILE, f"is unusable ({error})") from None
+    elif (checkpoint / AVERAGE_FILE).is_file():
+        raise ValueError(
+            f"Cannot resume from {checkpoint}: the interrupted run kept a weight average ({AVERAGE_FILE}) and chose "
+            "its best model on it, and this run sets no ema_decay; resume with the interrupted run's ema_decay"
+        )
     run.accelerator.load_state(str(checkpoint))
     logger.info(f"Resumed from {checkpoint} at step {state.global_step}")
     return state

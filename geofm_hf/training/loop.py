@@ -125,7 +125,8 @@ def train_steps(run: TrainingRun, state: TrainerState) -> float:
             state.train_seconds += clock() - clock_tick
             step = state.global_step
             check_step_finite(run, step, loss_sum, grad_norm)
-            if run.weight_average is not None:
+            # A step fp16's loss scaler skipped changed no weight, and is no step of the average either.
+            if run.weight_average is not None and not accelerator.optimizer_step_was_skipped:
                 run.weight_average.update(run.unwrapped)
             state.out_of_time = _out_of_time(run, state)
             last = step >= run.total_steps or state.out_of_time

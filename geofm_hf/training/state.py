@@ -116,7 +116,8 @@ class TrainingRun:
 @dataclass
 class TrainingResult:
     """What `geofm_hf.training.train` returns: the output folder, the final state, the test results of ``best/``
-    (main process only; see `geofm_hf.evaluation.evaluate_model`) and the trained module."""
+    (main process only; see `geofm_hf.evaluation.evaluate_model`) and the trained module with the last step's
+    weights (with ``ema_decay``, ``best/`` and the test hold the weight average instead)."""
 
     output_dir: Path
     state: TrainerState
