@@ -56,6 +56,9 @@ ALL_R8 = {"r": 8, "alpha": 16, "targets": "all-linear"}
 # Full fine-tuning for one CPU-hour: a cosine schedule sized to end within the budget (the zoo's salt recipe).
 FULL_1H = {"adaptation": "full", "learning_rate": 2e-5, "compute_scale": 1.39, "lr_scheduler": "cosine",
            "warmup_ratio": 0.03, "max_steps": 2800}
+# LoRA sized to ship as trained: r 12 on every linear layer fills the zoo's remaining 5.5 MB.
+ALL_R12_1H = {"lora": {"r": 12, "alpha": 24, "targets": "all-linear"}, "compute_scale": 1.39, "lr_scheduler": "cosine",
+              "warmup_ratio": 0.03, "max_steps": 3200, "ema_decay": 0.999}
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "base": ("LoRA r8 q/v, MLA (64 channels), native grid", {}),
     "scale-2.2": ("compute on a 2.2x grid (224x224: 16x16 tokens)", {"compute_scale": 2.2}),
@@ -100,6 +103,14 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
         "LoRA r8 (lr 3e-4) on every linear layer, 1.39x grid, cosine over 3,600 steps",
         {"lora": ALL_R8, "learning_rate": 3e-4, "compute_scale": 1.39, "lr_scheduler": "cosine",
          "warmup_ratio": 0.03, "max_steps": 3600},
+    ),
+    "all-r12-scale-1.39-ema-lr3e-4-1h": (
+        "LoRA r12 (lr 3e-4) on every linear layer, 1.39x grid, cosine over 3,200 steps, EMA 0.999 (ships as trained)",
+        {**ALL_R12_1H, "learning_rate": 3e-4},
+    ),
+    "all-r12-scale-1.39-ema-lr6e-4-1h": (
+        "as all-r12-scale-1.39-ema-lr3e-4-1h with lr 6e-4",
+        {**ALL_R12_1H, "learning_rate": 6e-4},
     ),
     "unet": (
         "UNet from scratch (lr 1e-3), native grid",
