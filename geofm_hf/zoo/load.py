@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import Any
 
 from torch import nn
 
@@ -26,13 +27,19 @@ def check_weights(entry: ZooEntry) -> Path:
     return folder
 
 
+def zoo_segmenter(task: str, settings: dict[str, Any]) -> nn.Module:
+    """A segmenter over the zoo's backbone, built from a run's model settings (``decoder`` among them)."""
+    from ..models.build import build_segmenter
+
+    settings = dict(settings)
+    return build_segmenter(ZOO_BACKBONE, task, settings.pop("decoder"), **settings)
+
+
 def build_base(entry: ZooEntry) -> nn.Module:
     """The model the entry's adapter was trained on: pretrained backbone, decoder of the recorded shape."""
     from ..hub.adapters import backbone_fingerprint
-    from ..models.build import build_segmenter
 
-    settings = dict(entry.model["settings"])
-    base = build_segmenter(ZOO_BACKBONE, entry.task, settings.pop("decoder"), **settings)
+    base = zoo_segmenter(entry.task, entry.model["settings"])
     found = backbone_fingerprint(base)
     if found != entry.model["base_fingerprint"]:
         raise ValueError(
@@ -71,4 +78,4 @@ def merged_adapter(entry: ZooEntry, folder: Path) -> nn.Module:
         return PeftModel.from_pretrained(base, folder).merge_and_unload().float().eval()
 
 
-__all__ = ["ZOO_BACKBONE", "build_base", "check_weights", "load", "merged_adapter"]
+__all__ = ["ZOO_BACKBONE", "build_base", "check_weights", "load", "merged_adapter", "zoo_segmenter"]

@@ -26,7 +26,7 @@ from ..models.tasks import get_task
 from ..study import study_task
 from ..training.layout import RunLayout
 from .entry import WEIGHTS_DIR, ZooEntry, ZooWeights
-from .load import ZOO_BACKBONE, load, merged_adapter
+from .load import ZOO_BACKBONE, load, merged_adapter, zoo_segmenter
 
 ADAPTER_WEIGHTS_FILE = "adapter_model.safetensors"
 SHIPPED_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -92,11 +92,9 @@ def model_record(layout: RunLayout, adapter_dir: Path) -> dict[str, Any]:
 
 def extract_run_adapter(entry: ZooEntry, layout: RunLayout, dataset: str) -> Path:
     """A LoRA adapter of the entry's rank extracted from the fully fine-tuned run, written into the run folder."""
-    from ..models.build import build_segmenter
     from .extract import EXTRACTED_SUBFOLDER, extract_lora, save_extracted_adapter
 
-    settings = model_settings(layout)
-    base = build_segmenter(ZOO_BACKBONE, entry.task, settings.pop("decoder"), **settings)
+    base = zoo_segmenter(entry.task, model_settings(layout))
     tuned, _ = load_model_and_processor(str(layout.best_dir))
     adapter = extract_lora(tuned.float(), base, entry.extracted_lora_rank)
     with staged_folder(layout.root / EXTRACTED_SUBFOLDER, overwrite=True) as staging:
