@@ -48,6 +48,8 @@ LR_SCHEDULERS = {
 # Clocks a time budget (max_train_seconds) can be measured with. CPU time counts every thread of the process, and
 # only while it runs: on a machine shared with other jobs it measures the compute a run got, not the waiting.
 TRAIN_TIME_CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+# What a run may train on: the train split, or train + validation for a final refit once the settings are chosen.
+TRAIN_SPLIT_CHOICES = (("train",), ("train", "validation"))
 
 
 def _help(text: str, **kwargs) -> Any:
@@ -186,6 +188,11 @@ class TrainingConfig:
         "validation, best/ and the test then use the average, which swings less than the last step's weights",
         default=None,
     )
+    train_splits: list[str] = _help(
+        "splits the model trains on: [train], or [train, validation] to refit on both once the settings are chosen "
+        "(no validation then: best/ is the last step's weights, or their average with ema_decay)",
+        default_factory=lambda: list(TRAIN_SPLIT_CHOICES[0]),
+    )
     gradient_checkpointing: bool = _help(
         "recompute the backbone's activations in the backward pass instead of keeping them: less memory for large "
         "backbones, about a third more compute",
@@ -267,6 +274,11 @@ class TrainingConfig:
             raise ValueError(f"warmup_ratio must be in [0, 1); got {self.warmup_ratio}")
         if self.ema_decay is not None and not 0.0 < self.ema_decay < 1.0:
             raise ValueError(f"ema_decay must be in (0, 1) (or unset: no average); got {self.ema_decay}")
+        if tuple(self.train_splits) not in TRAIN_SPLIT_CHOICES:
+            expected = " or ".join(str(list(choice)) for choice in TRAIN_SPLIT_CHOICES)
+            raise ValueError(
+                f"train_splits={self.train_splits}: expected {expected} (the test split is never trained on)"
+            )
         if self.dataloader_num_workers < 0:
             raise ValueError(f"dataloader_num_workers must be >= 0; got {self.dataloader_num_workers}")
 
@@ -290,6 +302,11 @@ class TrainingConfig:
             "class_weights": self.class_weights,
             "compute_scale": self.compute_scale,
         }
+
+    @property
+    def validates(self) -> bool:
+        """Whether the run scores a validation split (not when it trains on it)."""
+        return "validation" not in self.train_splits
 
     @property
     def per_device_eval_batch_size(self) -> int:

@@ -79,13 +79,15 @@ class DataRequirements:
         num_labels: class ids must be below this (or equal ``ignore_index``).
         ignore_index: label value of unlabelled pixels.
         min_size: smallest height/width the model accepts (one patch).
-        crop_size: training crop; train sections must be at least this large.
+        crop_size: training crop; sections of the trained splits must be at least this large.
+        trained_splits: the splits the run trains on.
     """
 
     num_labels: int
     ignore_index: int
     min_size: int
     crop_size: int | None
+    trained_splits: tuple[str, ...] = ("train",)
 
 
 def _size_problem(shape: Sequence[int], split: str, requirements: DataRequirements) -> str | None:
@@ -93,7 +95,8 @@ def _size_problem(shape: Sequence[int], split: str, requirements: DataRequiremen
         return f"is {len(shape)}-D; expected a 2-D section"
     if min(shape) < requirements.min_size:
         return f"is {tuple(shape)} pixels, smaller than one {requirements.min_size}-pixel patch"
-    if split == "train" and requirements.crop_size is not None and min(shape) < requirements.crop_size:
+    cropped = split in requirements.trained_splits and requirements.crop_size is not None
+    if cropped and min(shape) < requirements.crop_size:
         return f"is {tuple(shape)} pixels, smaller than augmentation.crop_size={requirements.crop_size}"
     return None
 

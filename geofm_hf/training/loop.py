@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 from .checkpoints import save_checkpoint
 from .config import TRAIN_TIME_CLOCKS
 from .state import TrainerState, TrainingDivergedError, TrainingRun, divergence_causes, record
-from .validation import validate
+from .validation import evaluate_when_due
 
 logger = get_logger(__name__)
 
@@ -143,7 +143,7 @@ def train_steps(run: TrainingRun, state: TrainerState) -> float:
                 loss_count = 0
             evaluated = _evaluation_due(run, step, last)
             if evaluated:
-                validate(run, state, epoch)
+                evaluate_when_due(run, state, epoch, last)
             if _save_due(run, step, evaluated):
                 save_checkpoint(run, state)
             if last:

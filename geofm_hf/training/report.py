@@ -46,6 +46,7 @@ def _hyperparameters(run: TrainingRun, state: TrainerState) -> dict[str, Any]:
         "lr_schedule": f"{config.lr_scheduler}: {LR_SCHEDULERS[config.lr_scheduler]}",
         "warmup_ratio": config.warmup_ratio,
         **({"weight_average": f"EMA, decay {config.ema_decay}"} if config.ema_decay else {}),
+        **({} if config.validates else {"trained_on": "train + validation splits (refit); the model is the last step"}),
         "optimizer_steps": state.global_step,
         **_time_budget(config),
         "epochs": round(state.global_step / run.steps_per_epoch, 2),
@@ -63,11 +64,18 @@ def _hyperparameters(run: TrainingRun, state: TrainerState) -> dict[str, Any]:
     }
 
 
+def _validation_best(state: TrainerState) -> dict[str, Any] | None:
+    """The validation scores of ``best/`` with its step; None for a run that trained on its validation split."""
+    best = [e["validation"] for e in state.history if "validation" in e and e["step"] == state.best_step]
+    if not best:
+        return None
+    return {"step": state.best_step, **{k: v for k, v in best[0].items() if k != "per_class_iou"}}
+
+
 def model_card_fields(run: TrainingRun, state: TrainerState, test_results: dict[str, Any]) -> dict[str, Any]:
     """Contents of ``run_results.json``: exactly the keyword arguments of `geofm_hf.hub.write_model_card` that a run
     knows (the caller adds ``repo_id``, ``study_data``, ...)."""
     architecture = describe_architecture(run.unwrapped)
-    best = next(e["validation"] for e in state.history if "validation" in e and e["step"] == state.best_step)
     return {
         "task": run.task.name,
         "dataset_id": run.config.dataset,
@@ -78,7 +86,7 @@ def model_card_fields(run: TrainingRun, state: TrainerState, test_results: dict[
         "adaptation": run.config.adaptation,
         "hyperparameters": _hyperparameters(run, state),
         "test_results": test_results,
-        "validation_best": {"step": state.best_step, **{k: v for k, v in best.items() if k != "per_class_iou"}},
+        "validation_best": _validation_best(state),
         "trainable_params": run.parameters.trainable,
         "total_params": run.parameters.total,
     }

@@ -14,6 +14,7 @@ from accelerate import Accelerator, DataLoaderConfiguration, PartialState
 from accelerate.logging import get_logger
 from accelerate.state import AcceleratorState
 from accelerate.utils import set_seed
+from datasets import Dataset, DatasetDict, concatenate_datasets
 from torch import nn
 from transformers import get_scheduler
 
@@ -121,6 +122,13 @@ def parameter_groups(model: nn.Module, config: TrainingConfig) -> list[dict[str,
     ]
 
 
+def trained_rows(splits: DatasetDict, config: TrainingConfig) -> Dataset:
+    """The rows the run trains on: the train split, followed by validation's in a refit (``train_splits``)."""
+    if len(config.train_splits) == 1:
+        return splits["train"]
+    return concatenate_datasets([splits[split] for split in config.train_splits])
+
+
 def prepare_run(config: TrainingConfig) -> TrainingRun:
     """Check every input and build everything, without training: bad input fails here, before the first step.
 
@@ -153,7 +161,11 @@ def prepare_run(config: TrainingConfig) -> TrainingRun:
         splits = load_splits(config.dataset, task)
     model, backbone = config.build_model()
     requirements = DataRequirements(
-        task.num_labels, model.config.ignore_index, model.config.pad_multiple, config.augmentation.crop_size
+        task.num_labels,
+        model.config.ignore_index,
+        model.config.pad_multiple,
+        config.augmentation.crop_size,
+        tuple(config.train_splits),
     )
     check_first_rows(splits, config.dataset, requirements, config.label_check_rows)
     scan_labels(splits, config.dataset, requirements, show_progress=accelerator.is_local_main_process)
@@ -169,16 +181,18 @@ def prepare_run(config: TrainingConfig) -> TrainingRun:
     logger.info(f"Adaptation {config.adaptation}: {parameters.as_dict()}")
 
     processor = GeoFMImageProcessor(normalization=config.normalization, num_channels=model.config.in_channels)
-    train_dataset = SectionDataset(splits["train"], processor, config.augmentation, config.seed)
+    train_dataset = SectionDataset(trained_rows(splits, config), processor, config.augmentation, config.seed)
     train_loader = section_loader(train_dataset, config.batch_size, True, config, requirements.ignore_index)
     # Validation reads sections as `geofm evaluate` does (the same dataset, collator and scoring routine).
-    validation_loader = section_loader(
-        LabelledSections(splits["validation"], processor),
-        config.per_device_eval_batch_size,
-        False,
-        config,
-        requirements.ignore_index,
-    )
+    validation_loader = None
+    if config.validates:
+        validation_loader = section_loader(
+            LabelledSections(splits["validation"], processor),
+            config.per_device_eval_batch_size,
+            False,
+            config,
+            requirements.ignore_index,
+        )
     optimizer = torch.optim.AdamW(parameter_groups(model, config), betas=config.adam_betas, eps=config.adam_epsilon)
     model, optimizer, train_loader, validation_loader = accelerator.prepare(
         model, optimizer, train_loader, validation_loader
@@ -216,4 +230,4 @@ def prepare_run(config: TrainingConfig) -> TrainingRun:
     )
 
 
-__all__ = ["check_output_dir", "check_world_size", "parameter_groups", "prepare_run"]
+__all__ = ["check_output_dir", "check_world_size", "parameter_groups", "prepare_run", "trained_rows"]

@@ -80,7 +80,7 @@ class TrainingRun:
     optimizer: torch.optim.Optimizer
     scheduler: Any
     train_loader: DataLoader
-    validation_loader: DataLoader
+    validation_loader: DataLoader | None
     train_dataset: SectionDataset
     test_split: datasets.Dataset
     processor: GeoFMImageProcessor

@@ -2,7 +2,8 @@
 
 Validation scores sections through `geofm_hf.evaluation.inference.score_batch`, the routine ``geofm evaluate`` uses:
 each section at its own size, only its labelled pixels counted. Whenever the validation mIoU improves, ``best/`` (a
-plain segmenter and its processor) and, for LoRA, ``adapter/`` are exported from the current weights.
+plain segmenter and its processor) and, for LoRA, ``adapter/`` are exported from the current weights. A refit on
+train + validation has no validation: ``best/`` is its last step.
 """
 
 from __future__ import annotations
@@ -131,4 +132,27 @@ def validate(run: TrainingRun, state: TrainerState, epoch: int) -> None:
         run.accelerator.wait_for_everyone()
 
 
-__all__ = ["SUMMARY_SCORES", "evaluate_loader", "save_best", "validate"]
+def keep_last_step(run: TrainingRun, state: TrainerState) -> None:
+    """A run without validation (a refit on train + validation) keeps its last step as ``best/`` (the weight average
+    with ``ema_decay``): there is nothing left to choose a step on.
+
+    Raises:
+        TrainingDivergedError: the weights are no longer finite.
+    """
+    with run.scored_weights():
+        state.best_step = state.global_step
+        save_best(run, state.global_step)
+        run.accelerator.wait_for_everyone()
+    logger.info(f"step {state.global_step}: no validation split to score (train_splits={run.config.train_splits}), "
+                "best/ is this last step")
+
+
+def evaluate_when_due(run: TrainingRun, state: TrainerState, epoch: int, last: bool) -> None:
+    """At an evaluation step: :func:`validate`, or without validation :func:`keep_last_step` at the last step."""
+    if run.validation_loader is not None:
+        validate(run, state, epoch)
+    elif last:
+        keep_last_step(run, state)
+
+
+__all__ = ["SUMMARY_SCORES", "evaluate_loader", "evaluate_when_due", "keep_last_step", "save_best", "validate"]

@@ -174,7 +174,8 @@ def measured_scores(
         "run_test_miou_fp32": _score(full, "mean_iou"),
         "run_test_miou_training_precision": _score(run["test_results"], "mean_iou"),
         "training_precision": hyper["mixed_precision"],
-        "validation_miou": round(float(run["validation_best"]["mean_iou"]), 4),
+        # A refit on train + validation has no validation score.
+        "validation_miou": _score(run["validation_best"], "mean_iou") if run["validation_best"] else None,
         "test_sections": shipped["num_examples"],
         "optimizer_steps": hyper["optimizer_steps"],
         "budget_seconds": hyper.get("max_train_seconds"),
