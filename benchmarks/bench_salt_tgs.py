@@ -153,7 +153,7 @@ def summarize(spec: RunSpec, run: MeasuredRun, batch_size: int) -> dict[str, Any
         "peak_rss_mib": run.peak_rss_mib,
         "load_average_at_end": run.load_average,
         "best_step": state.get("best_step"),
-        "validation_miou": results.get("validation_best", {}).get("mean_iou"),
+        "validation_miou": (results.get("validation_best") or {}).get("mean_iou"),
         "test_miou": test.get("mean_iou"),
         "test_mpa": test.get("mean_pixel_accuracy"),
         "test_study_batch_miou": test.get("study_batch_miou"),

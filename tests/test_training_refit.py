@@ -34,10 +34,15 @@ def test_trained_rows_are_train_then_validation_in_order(tiny_run_config, tmp_pa
 
 
 @pytest.mark.slow
-def test_a_refit_scores_no_validation_and_keeps_its_last_step(tiny_run_config, tmp_path, monkeypatch):
+@pytest.mark.parametrize("ema_decay", [None, 0.5], ids=["raw", "weight-average"])
+def test_a_refit_scores_no_validation_and_keeps_its_last_step(tiny_run_config, tmp_path, monkeypatch, ema_decay):
     scored = []
     monkeypatch.setattr(validation, "evaluate_loader", lambda *args, **kwargs: scored.append(args))
-    result = train(tiny_run_config(tmp_path / "run", adaptation="full", train_splits=REFIT, max_steps=3, eval_steps=1))
+    result = train(
+        tiny_run_config(
+            tmp_path / "run", adaptation="full", train_splits=REFIT, max_steps=3, eval_steps=1, ema_decay=ema_decay
+        )
+    )
 
     assert scored == [] and not any("validation" in entry for entry in result.state.history)
     assert result.state.best_step == 3 and result.state.best_metric is None
@@ -45,8 +50,9 @@ def test_a_refit_scores_no_validation_and_keeps_its_last_step(tiny_run_config, t
     final = result.model.state_dict()
     decoder = [name for name in best if name.startswith("decoder.")]
     assert decoder
-    for name in decoder:
-        torch.testing.assert_close(best[name], final[name])
+    same = [torch.equal(best[name], final[name]) for name in decoder]
+    # The last step's weights, or with ema_decay their average over the three steps (which differs from them).
+    assert all(same) if ema_decay is None else not any(same)
     results = result.layout.read_run_results()
     assert results["validation_best"] is None
     hyper = results["hyperparameters"]
@@ -61,6 +67,45 @@ def test_a_refit_scores_no_validation_and_keeps_its_last_step(tiny_run_config, t
 def test_a_refit_holds_validation_sections_to_the_training_crop():
     label = np.zeros((20, 20), dtype=np.uint8)
     refit = DataRequirements(num_labels=2, ignore_index=255, min_size=14, crop_size=24, trained_splits=tuple(REFIT))
-    with pytest.raises(ValueError, match=r"row 3: the section is \(20, 20\) pixels, smaller than augmentation.crop_size=24"):
+    too_small = r"row 3: the section is \(20, 20\) pixels, smaller than augmentation.crop_size=24"
+    with pytest.raises(ValueError, match=too_small):
         check_label(label, "validation", "row 3", refit)
     check_label(label, "validation", "row 3", dataclasses.replace(refit, trained_splits=("train",)))
+
+
+@pytest.mark.slow
+def test_a_refit_cut_short_by_its_time_budget_says_so(tiny_run_config, tmp_path, caplog):
+    config = tiny_run_config(
+        tmp_path / "run", train_splits=REFIT, max_steps=3, max_train_seconds=1e-9, train_time_clock="cpu"
+    )
+    with caplog.at_level("WARNING"):
+        result = train(config)
+
+    assert result.state.global_step == 1 and result.state.best_step == 1
+    assert "The time budget ended this refit at step 1 of the 3 its schedule spans" in caplog.text
+    hyper = result.layout.read_run_results()["hyperparameters"]
+    assert hyper["schedule_cut_by_time_budget"] == "at step 1 of 3"
+
+
+@pytest.mark.slow
+def test_resuming_on_other_train_splits_is_refused(tiny_run_config, tmp_path):
+    train(tiny_run_config(tmp_path / "run", train_splits=REFIT, max_steps=2, save_steps=1))
+    resumed = tiny_run_config(tmp_path / "run", max_steps=3, save_steps=1, resume_from_checkpoint="latest")
+    refused = (
+        r"step-2: the interrupted run trained on \['train', 'validation'\], this run sets train_splits=\['train'\]; "
+        r"resume with the interrupted run's train_splits"
+    )
+    with pytest.raises(ValueError, match=refused):
+        train(resumed)
+
+
+@pytest.mark.slow
+def test_resuming_a_finished_schedule_trains_no_further_step(tiny_run_config, tmp_path):
+    # 6 train sections at 2 a step: the schedule's 2 steps end inside the first epoch, where an extra step would fit.
+    common = dict(adaptation="full", max_steps=2, save_steps=1, eval_steps=1)
+    first = train(tiny_run_config(tmp_path / "run", **common))
+    best_before = (first.layout.best_dir / "model.safetensors").read_bytes()
+    again = train(tiny_run_config(tmp_path / "run", resume_from_checkpoint="latest", **common))
+
+    assert again.state.global_step == 2 and again.state.history == first.state.history
+    assert (again.layout.best_dir / "model.safetensors").read_bytes() == best_before

@@ -36,6 +36,8 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("config fields", "each overrides the file's value; read as YAML")
     for name, field in _fields(TrainingConfig):
         default = field.default if field.default is not dataclasses.MISSING else "required"
+        if field.default_factory is not dataclasses.MISSING:
+            default = field.default_factory()
         # The command-line spelling (--max-steps, --push-to-hub) first; the field's own (--max_steps) still works.
         spellings = dict.fromkeys([f"--{name.replace('_', '-')}", f"--{name}"])
         # A boolean is a flag (--hub-private); an explicit value (--hub-private false) is still read.

@@ -142,11 +142,24 @@ def check_earlier_outputs(run: TrainingRun, state: TrainerState, checkpoint: Pat
         )
 
 
+def check_same_train_splits(run: TrainingRun, checkpoint: Path) -> None:
+    """Refuse to resume a run on other training rows than the checkpoint's: its epochs and the batches it skips would
+    no longer line up (checkpoints from before ``train_splits`` trained on ``train``)."""
+    saved = json.loads(RunLayout.checkpoint_state_file(checkpoint).read_text(encoding="utf-8"))
+    trained = saved.get("train_splits", ["train"])
+    if trained != list(run.config.train_splits):
+        raise ValueError(
+            f"Cannot resume from {checkpoint}: the interrupted run trained on {trained}, this run sets train_splits="
+            f"{list(run.config.train_splits)}; resume with the interrupted run's train_splits"
+        )
+
+
 def resume(run: TrainingRun, checkpoint: Path) -> TrainerState:
     """Verify a checkpoint (see :func:`verify_checkpoint`), load it into the prepared objects and return its trainer
     state."""
     state = verify_checkpoint(checkpoint, run.accelerator.num_processes, run.weight_average is not None)
     check_earlier_outputs(run, state, checkpoint)
+    check_same_train_splits(run, checkpoint)
     if run.weight_average is not None:
         try:
             run.weight_average.load(checkpoint / AVERAGE_FILE)
@@ -164,6 +177,7 @@ def resume(run: TrainingRun, checkpoint: Path) -> TrainerState:
 
 __all__ = [
     "check_earlier_outputs",
+    "check_same_train_splits",
     "required_parts",
     "resolve_checkpoint",
     "resume",

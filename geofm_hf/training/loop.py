@@ -89,6 +89,8 @@ def train_steps(run: TrainingRun, state: TrainerState) -> float:
         `float`: training throughput in sections per second over all processes (evaluation and saving excluded).
     """
     accelerator, model, config = run.accelerator, run.model, run.config
+    if state.global_step >= run.total_steps:  # resumed from the schedule's last checkpoint: nothing is left to train
+        return 0.0
     clock = TRAIN_TIME_CLOCKS[config.train_time_clock]
     model.train()
     start_epoch = state.global_step // run.steps_per_epoch

@@ -48,6 +48,8 @@ def _hyperparameters(run: TrainingRun, state: TrainerState) -> dict[str, Any]:
         **({"weight_average": f"EMA, decay {config.ema_decay}"} if config.ema_decay else {}),
         **({} if config.validates else {"trained_on": "train + validation splits (refit); the model is the last step"}),
         "optimizer_steps": state.global_step,
+        **({"schedule_cut_by_time_budget": f"at step {state.global_step} of {run.total_steps}"}
+           if state.global_step < run.total_steps else {}),
         **_time_budget(config),
         "epochs": round(state.global_step / run.steps_per_epoch, 2),
         "per_device_batch_size": config.batch_size,
@@ -64,12 +66,12 @@ def _hyperparameters(run: TrainingRun, state: TrainerState) -> dict[str, Any]:
     }
 
 
-def _validation_best(state: TrainerState) -> dict[str, Any] | None:
+def _validation_best(run: TrainingRun, state: TrainerState) -> dict[str, Any] | None:
     """The validation scores of ``best/`` with its step; None for a run that trained on its validation split."""
-    best = [e["validation"] for e in state.history if "validation" in e and e["step"] == state.best_step]
-    if not best:
+    if not run.config.validates:
         return None
-    return {"step": state.best_step, **{k: v for k, v in best[0].items() if k != "per_class_iou"}}
+    best = next(e["validation"] for e in state.history if "validation" in e and e["step"] == state.best_step)
+    return {"step": state.best_step, **{k: v for k, v in best.items() if k != "per_class_iou"}}
 
 
 def model_card_fields(run: TrainingRun, state: TrainerState, test_results: dict[str, Any]) -> dict[str, Any]:
@@ -86,7 +88,7 @@ def model_card_fields(run: TrainingRun, state: TrainerState, test_results: dict[
         "adaptation": run.config.adaptation,
         "hyperparameters": _hyperparameters(run, state),
         "test_results": test_results,
-        "validation_best": _validation_best(state),
+        "validation_best": _validation_best(run, state),
         "trainable_params": run.parameters.trainable,
         "total_params": run.parameters.total,
     }

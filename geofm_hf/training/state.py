@@ -135,7 +135,8 @@ def run_summary(run: TrainingRun) -> dict[str, Any]:
         "total_steps": run.total_steps,
         "steps_per_epoch": run.steps_per_epoch,
         "world_size": run.accelerator.num_processes,
-        "best_metric_name": f"validation {BEST_METRIC} (dataset-level)",
+        "best_metric_name": f"validation {BEST_METRIC} (dataset-level)" if run.config.validates else "last step",
+        "train_splits": list(run.config.train_splits),
         "parameters": run.parameters.as_dict(),
         "split_sizes": run.split_sizes,
     }

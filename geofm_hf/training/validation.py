@@ -139,7 +139,14 @@ def keep_last_step(run: TrainingRun, state: TrainerState) -> None:
     Raises:
         TrainingDivergedError: the weights are no longer finite.
     """
+    if state.global_step < run.total_steps:
+        logger.warning(
+            f"The time budget ended this refit at step {state.global_step} of the {run.total_steps} its schedule "
+            "spans: best/ is that step, with no validation to say how far it is from the schedule's end"
+        )
     with run.scored_weights():
+        # On every process before the main one writes, as in validate(): none is left waiting if the weights are bad.
+        require_finite_model(run, state.global_step)
         state.best_step = state.global_step
         save_best(run, state.global_step)
         run.accelerator.wait_for_everyone()
