@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
 from accelerate.logging import get_logger
@@ -96,13 +97,17 @@ def _unusable(checkpoint: Path, part: str, problem: str) -> ValueError:
     )
 
 
-def verify_checkpoint(checkpoint: Path, num_processes: int, averaged: bool = False) -> TrainerState:
+def verify_checkpoint(
+    checkpoint: Path, num_processes: int, averaged: bool = False, train_splits: Sequence[str] = ("train",)
+) -> TrainerState:
     """Check every part of a checkpoint before anything is loaded from it, and return its trainer state
-    (``averaged``: the resuming run keeps a weight average, which the checkpoint must hold).
+    (``averaged``: the resuming run keeps a weight average, which the checkpoint must hold; ``train_splits``: the
+    splits it trains on, which must be the checkpoint's).
 
     Raises:
         ValueError: a part is missing or unreadable, the weights are not finite, or the checkpoint was written by a
-            run of another number of processes (its RNG states would not match); the message names the part.
+            run of another number of processes (its RNG states would not match) or on other training rows (its epochs
+            and skipped batches would not line up); the message names the part.
     """
     missing = [name for name in required_parts(num_processes, averaged) if not (checkpoint / name).is_file()]
     if missing:
@@ -116,6 +121,13 @@ def verify_checkpoint(checkpoint: Path, num_processes: int, averaged: bool = Fal
     if saved.get("world_size", num_processes) != num_processes:
         raise _unusable(
             checkpoint, state_file.name, f"records {saved['world_size']} processes where this run has {num_processes}"
+        )
+    # Checkpoints from before train_splits existed trained on train.
+    trained = saved.get("train_splits", ["train"])
+    if trained != list(train_splits):
+        raise ValueError(
+            f"Cannot resume from {checkpoint}: the interrupted run trained on {trained}, this run sets train_splits="
+            f"{list(train_splits)}; resume with the interrupted run's train_splits"
         )
     try:
         check_weight_folder(checkpoint, finite=True)
@@ -142,24 +154,13 @@ def check_earlier_outputs(run: TrainingRun, state: TrainerState, checkpoint: Pat
         )
 
 
-def check_same_train_splits(run: TrainingRun, checkpoint: Path) -> None:
-    """Refuse to resume a run on other training rows than the checkpoint's: its epochs and the batches it skips would
-    no longer line up (checkpoints from before ``train_splits`` trained on ``train``)."""
-    saved = json.loads(RunLayout.checkpoint_state_file(checkpoint).read_text(encoding="utf-8"))
-    trained = saved.get("train_splits", ["train"])
-    if trained != list(run.config.train_splits):
-        raise ValueError(
-            f"Cannot resume from {checkpoint}: the interrupted run trained on {trained}, this run sets train_splits="
-            f"{list(run.config.train_splits)}; resume with the interrupted run's train_splits"
-        )
-
-
 def resume(run: TrainingRun, checkpoint: Path) -> TrainerState:
     """Verify a checkpoint (see :func:`verify_checkpoint`), load it into the prepared objects and return its trainer
     state."""
-    state = verify_checkpoint(checkpoint, run.accelerator.num_processes, run.weight_average is not None)
+    state = verify_checkpoint(
+        checkpoint, run.accelerator.num_processes, run.weight_average is not None, run.config.train_splits
+    )
     check_earlier_outputs(run, state, checkpoint)
-    check_same_train_splits(run, checkpoint)
     if run.weight_average is not None:
         try:
             run.weight_average.load(checkpoint / AVERAGE_FILE)
@@ -177,7 +178,6 @@ def resume(run: TrainingRun, checkpoint: Path) -> TrainerState:
 
 __all__ = [
     "check_earlier_outputs",
-    "check_same_train_splits",
     "required_parts",
     "resolve_checkpoint",
     "resume",

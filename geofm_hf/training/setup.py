@@ -124,8 +124,6 @@ def parameter_groups(model: nn.Module, config: TrainingConfig) -> list[dict[str,
 
 def trained_rows(splits: DatasetDict, config: TrainingConfig) -> Dataset:
     """The rows the run trains on: the train split, followed by validation's in a refit (``train_splits``)."""
-    if len(config.train_splits) == 1:
-        return splits["train"]
     return concatenate_datasets([splits[split] for split in config.train_splits])
 
 

@@ -156,7 +156,7 @@ def keep_last_step(run: TrainingRun, state: TrainerState) -> None:
 
 def evaluate_when_due(run: TrainingRun, state: TrainerState, epoch: int, last: bool) -> None:
     """At an evaluation step: :func:`validate`, or without validation :func:`keep_last_step` at the last step."""
-    if run.validation_loader is not None:
+    if run.config.validates:
         validate(run, state, epoch)
     elif last:
         keep_last_step(run, state)
