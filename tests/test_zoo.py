@@ -1,6 +1,7 @@
 """The zoo: entries as data, shipped weights that load offline, match their checksums and reproduce their recorded
 predictions, `zoo:NAME` in predict and evaluate, and clear errors."""
 
+import importlib
 import json
 import shutil
 from dataclasses import replace
@@ -188,3 +189,57 @@ def test_zoo_push_stages_a_full_model_repo_with_the_entry_card_and_uploads_it(tm
     pixel_values = processor.preprocess(reference_input("fault", 0))["pixel_values"]
     with torch.no_grad():
         torch.testing.assert_close(reloaded(pixel_values=pixel_values).logits, model(pixel_values=pixel_values).logits)
+
+
+def test_a_hub_pin_must_be_a_commit_and_is_named_when_not(tmp_path):
+    data = ENTRIES[0].to_dict()
+    path = tmp_path / "pinned.json"
+    path.write_text(json.dumps({**data, "hub": {"repo_id": "org/salt", "revision": "main"}}))
+    with pytest.raises(ValueError, match=r"pinned.json: not a valid zoo entry \(hub.revision must be a 40-hex commit"):
+        entry_module.read_entry(path)
+    path.write_text(json.dumps({**data, "hub": {"repo_id": "org/salt", "revision": "ab" * 20}}))
+    assert entry_module.read_entry(path).hub == geofm_hf.zoo.ZooHub("org/salt", "ab" * 20)
+
+
+def test_zoo_at_hub_without_a_pin_says_how_to_pin_and_unknown_sources_are_refused():
+    with pytest.raises(ValueError, match=r"zoo entry 'salt-tgs' has no pinned Hub repo .*geofm zoo push salt-tgs"):
+        geofm_hf.zoo.load("zoo:salt-tgs@hub")
+    with pytest.raises(ValueError, match=r"zoo load source must be one of auto, package, hub; got 'disk'"):
+        geofm_hf.zoo.load("salt-tgs", source="disk")
+
+
+def test_auto_loads_the_package_weights_when_shipped_and_the_pin_when_not(monkeypatch):
+    load_module = importlib.import_module("geofm_hf.zoo.load")  # the package's `load` is the function
+    pinned = replace(ENTRIES[0], hub=geofm_hf.zoo.ZooHub("org/x", "cd" * 20))
+    entries = {"shipped": replace(pinned, name="shipped"), "pushed": replace(pinned, name="pushed", weights=None)}
+    monkeypatch.setattr(load_module, "get_entry", entries.__getitem__)
+    monkeypatch.setattr(load_module, "load_pushed", lambda entry: ("hub", entry.name))
+    monkeypatch.setattr(load_module, "merged_adapter", lambda entry, folder: pytest.fail("not the package's weights"))
+    assert geofm_hf.zoo.load("zoo:pushed") == ("hub", "pushed")
+    assert geofm_hf.zoo.load("zoo:shipped@hub") == ("hub", "shipped")
+    assert geofm_hf.zoo.load("shipped", source="hub") == ("hub", "shipped")
+    with pytest.raises(ValueError, match="has no shipped weights yet"):
+        geofm_hf.zoo.load("pushed", source="package")
+
+
+def test_zoo_push_pin_records_the_repo_and_commit_in_the_entry(tmp_path, monkeypatch, capsys):
+    import huggingface_hub
+    from huggingface_hub import CommitInfo
+
+    sha = "c" * 40
+    commit = CommitInfo(commit_url=f"https://huggingface.co/org/fault/commit/{sha}", commit_message="m",
+                        commit_description="", oid=sha)
+    monkeypatch.setattr(huggingface_hub.HfApi, "create_repo", lambda self, *a, **k: None)
+    monkeypatch.setattr(huggingface_hub.HfApi, "upload_folder", lambda self, **k: commit)
+    monkeypatch.setenv("HF_TOKEN", "hf_write")
+    entries = tmp_path / "entries"
+    shutil.copytree(entry_module.ENTRIES_DIR, entries)
+    monkeypatch.setattr(entry_module, "ENTRIES_DIR", entries)
+    args = ["zoo", "push", "fault-osv", "org/fault", "--staging", str(tmp_path / "staged"), "--pin"]
+    assert geofm(args) == 0
+    assert f"zoo:fault-osv@hub loads org/fault at {sha}" in capsys.readouterr().out
+    pinned = geofm_hf.zoo.get_entry("fault-osv")
+    assert pinned.hub == geofm_hf.zoo.ZooHub("org/fault", sha)
+    assert replace(pinned, hub=None) == next(entry for entry in ENTRIES if entry.name == "fault-osv")
+    assert geofm(["zoo", "list"]) == 0
+    assert "org/fault@cccccccc" in capsys.readouterr().out

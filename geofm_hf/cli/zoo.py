@@ -21,15 +21,17 @@ def run_list(args: argparse.Namespace) -> None:
     """One line per entry: task, test mIoU with the UNet at the same budget and the study's, size, data licence."""
     from ..zoo import list_entries
 
-    rows = [("name", "task", "test mIoU", "UNet same budget", "study best/UNet", "MB", "test data", "data licence")]
+    rows = [("name", "task", "test mIoU", "UNet same budget", "study best/UNet", "MB", "test data", "Hub pin",
+             "data licence")]
     for entry in list_entries():
         scores = entry.scores
         size = f"{entry.weights.num_bytes / 1e6:.1f}" if entry.weights else "not shipped"
         study = f"{scores['study_best_miou']:.3f}/{scores['study_unet_miou']:.3f}" if "study_best_miou" in scores else "–"
         test = f"{scores['test_sections']} sections" if "test_sections" in scores else "–"
+        pin = f"{entry.hub.repo_id}@{entry.hub.revision[:8]}" if entry.hub else "–"
         rows.append(
             (entry.name, entry.task, _score(scores, "test_miou"), _score(scores, "unet_test_miou"), study, size, test,
-             entry.licence)
+             pin, entry.licence)
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     for row in rows:
@@ -65,14 +67,18 @@ def run_zoo_evaluate(args: argparse.Namespace) -> int:
 
 @reports_errors("zoo push")
 def run_push(args: argparse.Namespace) -> None:
-    """Stage the entry as a full model folder (merged weights, processor, remote code, its card) and upload it."""
+    """Stage the entry as a full model folder (merged weights, processor, remote code, its card) and upload it;
+    ``--pin`` records the repo and the upload's commit in the entry, for ``zoo:NAME@hub``."""
+    import dataclasses
+
     from huggingface_hub import ModelCard
 
     from ..hub.push import push_model
-    from ..zoo import get_entry, load
+    from ..zoo import ZooHub, get_entry, load
+    from ..zoo.ship import write_entry
 
     entry = get_entry(args.name)
-    model, processor = load(entry.name)
+    model, processor = load(entry.name, source="package")
     card_file = args.cards_dir / entry.name / "README.md"
     card = ModelCard.load(card_file) if card_file.is_file() else None
     commit = push_model(
@@ -80,6 +86,9 @@ def run_push(args: argparse.Namespace) -> None:
         private=args.private, commit_message=f"geofm_hf zoo entry {entry.name}", overwrite=True,
     )
     print(f"pushed {entry.name} to {commit.repo_url} ({commit.oid})")
+    if args.pin:
+        write_entry(dataclasses.replace(entry, hub=ZooHub(args.repo_id, commit.oid)))
+        print(f"pinned: zoo:{entry.name}@hub loads {args.repo_id} at {commit.oid}")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -123,6 +132,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     pushing.add_argument("--private", action="store_true")
     pushing.add_argument("--staging", type=Path, default=None, help="folder the upload is staged in")
     pushing.add_argument("--cards-dir", type=Path, default=CARDS_DIR)
+    pushing.add_argument(
+        "--pin", action="store_true", help="maintainers: record the repo and commit in the entry (zoo:NAME@hub)"
+    )
     pushing.set_defaults(func=run_push)
 
 

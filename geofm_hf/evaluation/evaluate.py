@@ -260,8 +260,9 @@ def evaluate_model(
 # --- loading -----------------------------------------------------------------------------------------------------
 
 
-def load_model(name_or_path: str) -> nn.Module:
-    """Load a trained model (Hub id or local folder) with ``AutoModel``, refusing unusable weights up front.
+def load_model(name_or_path: str, revision: str | None = None) -> nn.Module:
+    """Load a trained model (Hub id, at ``revision`` if given, or local folder) with ``AutoModel``, refusing unusable
+    weights up front.
 
     Raises:
         ValueError: a weight file is truncated or corrupted, holds a pickle that is not plain tensors, or the weights
@@ -271,7 +272,7 @@ def load_model(name_or_path: str) -> nn.Module:
         check_weight_folder(name_or_path)
     try:
         # The geofm model types are registered with the Auto classes when the geofm_hf package is imported.
-        model = AutoModel.from_pretrained(name_or_path)
+        model = AutoModel.from_pretrained(name_or_path, revision=revision)
     except pickle.UnpicklingError as error:
         raise ValueError(
             f"{name_or_path}: its weights are a Python pickle that is not plain tensors, and loading it could run "
@@ -282,8 +283,8 @@ def load_model(name_or_path: str) -> nn.Module:
 
 
 def load_model_and_processor(name_or_path: str) -> tuple[nn.Module, GeoFMImageProcessor]:
-    """Load a trained model (see :func:`load_model`) and its image processor; ``zoo:NAME`` loads a shipped zoo entry
-    (:func:`geofm_hf.zoo.load`, offline).
+    """Load a trained model (see :func:`load_model`) and its image processor; ``zoo:NAME`` loads a zoo entry
+    (:func:`geofm_hf.zoo.load`: offline from the package; ``zoo:NAME@hub`` from its pinned Hub repo).
 
     A model saved without a processor gets a default :class:`GeoFMImageProcessor` with the model's input channels,
     and a warning: it is only right if the model was trained with the default normalisation.

@@ -9,9 +9,12 @@ sha256-pinned) sit in ``geofm_hf/zoo/weights/<name>/`` and go over the DINOv2-S 
 >>> [entry.name for entry in geofm_hf.zoo.list_entries()]
 >>> model, processor = geofm_hf.zoo.load("salt-tgs")      # or geofm predict zoo:salt-tgs in.npy out.npy
 ```
+
+An entry pushed with ``geofm zoo push NAME REPO_ID --pin`` records the repo and the upload's commit; ``zoo:NAME@hub``
+(``load(NAME, source="hub")``) then loads that commit's model folder from the Hub instead of the package's weights.
 """
 
-from .entry import ZOO_PREFIX, DataPart, ZooData, ZooEntry, ZooWeights, get_entry, read_entries
+from .entry import ZOO_PREFIX, DataPart, ZooData, ZooEntry, ZooHub, ZooWeights, get_entry, read_entries
 from .load import check_weights, load
 
 
@@ -21,7 +24,7 @@ def list_entries() -> list[ZooEntry]:
 
 
 def is_zoo_reference(reference: str) -> bool:
-    """Whether a model reference names a zoo entry (``zoo:NAME``)."""
+    """Whether a model reference names a zoo entry (``zoo:NAME`` or ``zoo:NAME@hub``)."""
     return reference.startswith(ZOO_PREFIX)
 
 
@@ -30,6 +33,7 @@ __all__ = [
     "DataPart",
     "ZooData",
     "ZooEntry",
+    "ZooHub",
     "ZooWeights",
     "check_weights",
     "get_entry",

