@@ -74,6 +74,13 @@ def _git(*args: str, cwd: Path) -> str:
     return result.stdout.strip()
 
 
+def _commit_all(repo: Path, message: str) -> str:
+    """Commit everything in ``repo`` on its current branch; return the new head."""
+    _git("add", "--all", cwd=repo)
+    _git("commit", "--quiet", "--message", message, cwd=repo)
+    return _git("rev-parse", "HEAD", cwd=repo)
+
+
 @dataclass
 class OlahServer:
     """A running olah process and its folders."""
@@ -94,9 +101,13 @@ class OlahServer:
             raise FileExistsError(f"{repo_type} repo {repo_id} is already published at {repo}")
         shutil.copytree(folder, repo)
         _git("init", "--quiet", "--initial-branch=main", cwd=repo)
-        _git("add", "--all", cwd=repo)
-        _git("commit", "--quiet", "--message", f"Publish {repo_id}", cwd=repo)
-        return _git("rev-parse", "HEAD", cwd=repo)
+        return _commit_all(repo, f"Publish {repo_id}")
+
+    def update_repo(self, folder: Path, repo_id: str, repo_type: str = "model") -> str:
+        """Commit ``folder``'s files over the published ``repo_id`` on ``main`` (main moves on); return the sha."""
+        repo = self.mirrors / MIRROR_FOLDERS[repo_type] / repo_id
+        shutil.copytree(folder, repo, dirs_exist_ok=True)
+        return _commit_all(repo, f"Update {repo_id}")
 
     def answers(self) -> bool:
         """Whether the server answers HTTP (any status: an unknown repo gives 404) on its port."""

@@ -3,7 +3,6 @@
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +14,7 @@ import torch
 import geofm_hf.zoo
 from geofm_hf import GeoFMImageProcessor
 from geofm_hf.hub import stage_model_folder
-from hub_server import NO_PROXY, OLAH_CLI, OLAH_MISSING, _git, start_olah
+from hub_server import NO_PROXY, OLAH_CLI, OLAH_MISSING, start_olah
 
 pytestmark = [pytest.mark.hub, pytest.mark.slow]  # starts a Hub server and a client process
 
@@ -43,16 +42,6 @@ def _stage(model, folder: Path) -> Path:
     return stage_model_folder(model, folder, GeoFMImageProcessor(image_mean=0.25))
 
 
-def _publish_second_commit(mirrors: Path, staged: Path) -> str:
-    """Replace the repo's files on main with ``staged``'s; return the new head."""
-    repo = mirrors / "models" / REPO_ID
-    for path in staged.iterdir():
-        shutil.copy2(path, repo / path.name)
-    _git("add", "--all", cwd=repo)
-    _git("commit", "--quiet", "--message", "Retrain", cwd=repo)
-    return _git("rev-parse", "HEAD", cwd=repo)
-
-
 def test_a_pinned_entry_loads_its_commit_from_the_hub_not_the_moved_branch(tmp_path, tiny_model):
     if not OLAH_CLI.exists():
         pytest.skip(OLAH_MISSING)
@@ -65,7 +54,7 @@ def test_a_pinned_entry_loads_its_commit_from_the_hub_not_the_moved_branch(tmp_p
     server = start_olah(tmp_path / "olah")
     try:
         pinned_sha = server.add_repo(_stage(first, tmp_path / "first"), REPO_ID)
-        assert _publish_second_commit(server.mirrors, _stage(second, tmp_path / "second")) != pinned_sha
+        assert server.update_repo(_stage(second, tmp_path / "second"), REPO_ID) != pinned_sha
         entries = tmp_path / "entries"
         entries.mkdir()
         data = {**geofm_hf.zoo.get_entry("salt-tgs").to_dict(), "name": "pinned", "weights": None,
