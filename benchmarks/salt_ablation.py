@@ -66,6 +66,8 @@ REFIT = {"train_splits": ["train", "validation"], "ema_decay": 0.999}
 # and amplitude gain + noise.
 JITTER = {"augmentation": {"hflip": True, "gain": 0.2, "noise": 0.05}}
 REGULARISED = {"lora": {"r": 12, "alpha": 24, "targets": "all-linear", "dropout": 0.1}, **JITTER}
+# Salt bodies come at every size: zoom into windows of 80-100% of a patch's side, resized back.
+ZOOM = {"augmentation": {**JITTER["augmentation"], "zoom": 0.2}}
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "base": ("LoRA r8 q/v, MLA (64 channels), native grid", {}),
     "scale-2.2": ("compute on a 2.2x grid (224x224: 16x16 tokens)", {"compute_scale": 2.2}),
@@ -130,6 +132,10 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "all-r12-scale-1.39-ema-lr3e-4-reg-1h": (
         "as all-r12-scale-1.39-ema-lr3e-4-1h with LoRA dropout 0.1, amplitude gain 0.2 and noise 0.05",
         {**ALL_R12_1H, **REGULARISED, "learning_rate": 3e-4},
+    ),
+    "all-r12-scale-1.39-ema-lr3e-4-reg-zoom-1h": (
+        "as all-r12-scale-1.39-ema-lr3e-4-reg-1h with zoom 0.2 (windows of 80-100% of the side, resized back)",
+        {**ALL_R12_1H, **REGULARISED, **ZOOM, "learning_rate": 3e-4},
     ),
     "full-scale-1.39-ema-0.999-jitter-1h": (
         "as full-scale-1.39-ema-0.999-1h with amplitude gain 0.2 and noise 0.05",

@@ -35,7 +35,7 @@ from geofm_hf.training import (
 from geofm_hf.training.adaptation import resolve_lora_targets
 from geofm_hf.training.checkpoints import resolve_checkpoint
 from geofm_hf.training.config import TRAIN_TIME_CLOCKS, AugmentationSettings
-from geofm_hf.training.data import SectionDataset, augment
+from geofm_hf.training.data import SectionDataset, augment, zoom_window
 from geofm_hf.training.setup import parameter_groups
 
 
@@ -175,6 +175,42 @@ def test_augmentation_keeps_image_and_label_aligned_and_is_reproducible():
     assert len(seen) > 1
     noisy, _ = augment(image, label, AugmentationSettings(hflip=False, gain=0.5, noise=0.1), np.random.default_rng(0))
     assert noisy.dtype == np.float32 and not np.array_equal(noisy, image)
+
+
+def test_zoom_window_enlarges_the_chosen_corner_and_keeps_labels_classes():
+    label = np.array([[0, 1, 2, 3], [4, 5, 6, 7], [8, 9, 10, 11], [12, 13, 14, 15]], np.uint8)
+    image = np.stack([label.astype(np.float32), np.full((4, 4), 3.0, np.float32)])
+    zoomed, zoomed_label = zoom_window(image, label, fraction=0.5, row=0.999, column=0.0)
+    # Half the side at the bottom-left: rows 2-3, columns 0-1, each pixel repeated 2x2.
+    np.testing.assert_array_equal(zoomed_label, np.kron(np.array([[8, 9], [12, 13]], np.uint8), np.ones((2, 2), np.uint8)))
+    assert zoomed.shape == image.shape and zoomed.dtype == np.float32 and zoomed_label.dtype == np.uint8
+    np.testing.assert_allclose(zoomed[1], 3.0)  # a constant channel stays constant
+    # Bilinear (half-pixel centres): the first output row lies on window row 0 and the second a quarter of the way.
+    np.testing.assert_allclose(zoomed[0][:2, 0], [8.0, 9.0])
+    unchanged, unchanged_label = zoom_window(image, label, fraction=1.0, row=0.5, column=0.5)
+    np.testing.assert_array_equal(unchanged_label, label)
+    np.testing.assert_allclose(unchanged, image)
+
+
+def test_zoom_augmentation_is_drawn_last_and_stays_aligned():
+    rows, columns = np.mgrid[:40, :40]
+    label = ((rows - 22) ** 2 + (columns - 15) ** 2 < 12**2).astype(np.int64)  # a disc
+    image = label.astype(np.float32)
+    plain = AugmentationSettings(hflip=True, gain=0.0, noise=0.0)
+    zoomed_settings = AugmentationSettings(hflip=True, gain=0.0, noise=0.0, zoom=0.5)
+    differs = 0
+    for seed in range(6):
+        zoomed, zoomed_label = augment(image, label, zoomed_settings, np.random.default_rng(seed))
+        assert zoomed.shape == zoomed_label.shape == (40, 40)
+        assert set(np.unique(zoomed_label)) == {0, 1}
+        # away from the disc's rim the bilinear image is exactly 0 or 1, and there the label must say the same
+        inside, outside = zoomed == 1.0, zoomed == 0.0
+        assert inside.sum() > 100 and outside.sum() > 100
+        assert (zoomed_label[inside] == 1).all() and (zoomed_label[outside] == 0).all()
+        differs += not np.array_equal(zoomed_label, augment(image, label, plain, np.random.default_rng(seed))[1])
+    assert differs >= 4  # a fraction drawn near 1 leaves a section as it was
+    with pytest.raises(Exception, match=r"augmentation.zoom must be in \[0, 1\); got 1.0"):
+        AugmentationSettings(zoom=1.0)
 
 
 def test_section_dataset_draws_new_augmentation_each_epoch_and_none_without_augmentation():

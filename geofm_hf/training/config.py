@@ -87,6 +87,11 @@ class AugmentationSettings:
     crop_size: int | None = _help("train on random square crops of this size (None: whole sections)", default=None)
     gain: float = _help("amplitude gain drawn uniformly in [1 - gain, 1 + gain]", default=0.0)
     noise: float = _help("std of Gaussian noise added after normalisation", default=0.0)
+    zoom: float = _help(
+        "zoom in: a random window whose side is a fraction in [1 - zoom, 1] of the section's, resized back to the "
+        "section's size (bilinear image, nearest label)",
+        default=0.0,
+    )
 
     def validate_ranges(self) -> None:
         if self.crop_size is not None and self.crop_size < 1:
@@ -95,6 +100,8 @@ class AugmentationSettings:
             raise ValueError(f"augmentation.gain must be in [0, 1); got {self.gain}")
         if self.noise < 0.0:
             raise ValueError(f"augmentation.noise must be >= 0; got {self.noise}")
+        if not 0.0 <= self.zoom < 1.0:
+            raise ValueError(f"augmentation.zoom must be in [0, 1); got {self.zoom}")
 
 
 @strict

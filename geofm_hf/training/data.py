@@ -197,11 +197,12 @@ class SectionDataset(LabelledSections):
 def augment(
     image: np.ndarray, label: np.ndarray, settings: AugmentationSettings, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Random crop, left-right flip, then gain and noise, of a normalised section ((H, W) or (channels, H, W)) and
-    its (H, W) label.
+    """Random crop, zoom, left-right flip, then gain and noise, of a normalised section ((H, W) or (channels, H, W))
+    and its (H, W) label.
 
     Gain and noise act on the normalised values: the per-section normalisation would undo a gain applied before it.
-    Crop, flip and gain are drawn whatever is enabled, so changing one setting does not change the others' draws.
+    Crop, flip and gain are drawn whatever is enabled, so changing one setting does not change the others' draws; the
+    zoom is drawn last, so that settings without it draw what they drew before it existed.
     """
     height, width = label.shape
     crop = settings.crop_size or min(height, width)
@@ -211,12 +212,36 @@ def augment(
     if settings.crop_size:
         image = image[..., top : top + crop, left : left + crop]
         label = label[top : top + crop, left : left + crop]
+    noise = np.float32(settings.noise) * rng.standard_normal(image.shape, dtype=np.float32) if settings.noise else None
+    fraction, row, column = rng.uniform(1.0 - settings.zoom, 1.0), rng.random(), rng.random()
+    if settings.zoom:
+        image, label = zoom_window(image, label, fraction, row, column)
     if settings.hflip and flip:
         image, label = image[..., ::-1], label[:, ::-1]
     image = image * gain
-    if settings.noise:
-        image = image + np.float32(settings.noise) * rng.standard_normal(image.shape, dtype=np.float32)
+    if noise is not None:
+        image = image + noise
     return image, label
+
+
+def zoom_window(
+    image: np.ndarray, label: np.ndarray, fraction: float, row: float, column: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """The window of side ``fraction`` times the section's, placed at relative position (``row``, ``column``) in
+    [0, 1) of the free room, resized back to the section's size: bilinear for the image, nearest for the label (whose
+    values are classes, or the ignore index, and must stay so).
+    """
+    height, width = label.shape
+    window_height, window_width = max(1, round(height * fraction)), max(1, round(width * fraction))
+    top, left = int(row * (height - window_height + 1)), int(column * (width - window_width + 1))
+    rows, columns = slice(top, top + window_height), slice(left, left + window_width)
+    window = torch.from_numpy(np.ascontiguousarray(image[..., rows, columns], dtype=np.float32))
+    resized = torch.nn.functional.interpolate(
+        window.reshape(1, -1, window_height, window_width), size=(height, width), mode="bilinear", align_corners=False
+    )
+    labels = torch.from_numpy(np.ascontiguousarray(label[rows, columns], dtype=np.float32))[None, None]
+    nearest = torch.nn.functional.interpolate(labels, size=(height, width), mode="nearest-exact")
+    return resized.reshape(image.shape).numpy(), nearest[0, 0].numpy().astype(label.dtype)
 
 
 def section_loader(
@@ -247,4 +272,5 @@ __all__ = [
     "parse_synthetic_spec",
     "scan_labels",
     "section_loader",
+    "zoom_window",
 ]
