@@ -68,6 +68,8 @@ JITTER = {"augmentation": {"hflip": True, "gain": 0.2, "noise": 0.05}}
 REGULARISED = {"lora": {"r": 12, "alpha": 24, "targets": "all-linear", "dropout": 0.1}, **JITTER}
 # Salt bodies come at every size: zoom into windows of 80-100% of a patch's side, resized back.
 ZOOM = {"augmentation": {**JITTER["augmentation"], "zoom": 0.2}}
+# The ViT sees a patch as 10x10 tokens: a small conv refiner corrects the logits at 101x101 from the patch itself.
+REFINER = {"refiner_channels": 16}
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "base": ("LoRA r8 q/v, MLA (64 channels), native grid", {}),
     "scale-2.2": ("compute on a 2.2x grid (224x224: 16x16 tokens)", {"compute_scale": 2.2}),
@@ -136,6 +138,10 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "all-r12-scale-1.39-ema-lr3e-4-reg-zoom-1h": (
         "as all-r12-scale-1.39-ema-lr3e-4-reg-1h with zoom 0.2 (windows of 80-100% of the side, resized back)",
         {**ALL_R12_1H, **REGULARISED, **ZOOM, "learning_rate": 3e-4},
+    ),
+    "all-r12-scale-1.39-ema-lr3e-4-reg-refine16-1h": (
+        "as all-r12-scale-1.39-ema-lr3e-4-reg-1h with an image refiner of 16 channels (logits corrected at 101x101)",
+        {**ALL_R12_1H, **REGULARISED, **REFINER, "learning_rate": 3e-4},
     ),
     "full-scale-1.39-ema-0.999-jitter-1h": (
         "as full-scale-1.39-ema-0.999-1h with amplitude gain 0.2 and noise 0.05",

@@ -125,6 +125,7 @@ def test_from_pretrained_backbone_refuses_an_unsupported_architecture(tmp_path):
         (dict(class_weights=[1.0]), "class_weights has 1 entries"),
         (dict(compute_scale=0.0), "compute_scale must be a finite number > 0; got 0.0"),
         (dict(compute_scale=float("nan")), "compute_scale must be a finite number > 0"),
+        (dict(refiner_channels=0), r"refiner_channels must be >= 1 \(or None: no refiner\); got 0"),
         (dict(decoder_kwargs={"bogus": 1}), None),
     ],
 )
@@ -165,6 +166,41 @@ def test_compute_scale_one_leaves_the_model_unchanged(tiny_config):
         model.config.compute_scale = 1.0 + 1e-12
         nearly_one = model(pixel_values=pixels).logits
     assert torch.allclose(before, nearly_one, atol=1e-5)
+
+
+def test_a_fresh_refiner_leaves_the_logits_unchanged_and_round_trips(tmp_path, tiny_config):
+    torch.manual_seed(0)
+    plain = GeoFMForSemanticSegmentation(tiny_config("salt", "linear", compute_scale=1.39)).eval()
+    torch.manual_seed(0)
+    refined = GeoFMForSemanticSegmentation(tiny_config("salt", "linear", compute_scale=1.39, refiner_channels=8)).eval()
+    pixel_values = torch.randn(2, 1, 101, 101)
+    with torch.no_grad():
+        assert torch.equal(plain(pixel_values=pixel_values).logits, refined(pixel_values=pixel_values).logits)
+    torch.nn.init.normal_(refined.refiner.correction.weight)
+    refined.save_pretrained(tmp_path)
+    reloaded = AutoModelForSemanticSegmentation.from_pretrained(tmp_path).eval()
+    with torch.no_grad():
+        logits = refined(pixel_values=pixel_values).logits
+        assert not torch.equal(logits, plain(pixel_values=pixel_values).logits)
+        assert torch.equal(logits, reloaded(pixel_values=pixel_values).logits)
+
+
+@pytest.mark.slow
+def test_the_refiner_learns_detail_finer_than_the_token_grid(tiny_config):
+    # The label is the sign of each pixel of a noise section: no 14-pixel token can say it, a 3x3 conv stack can.
+    torch.manual_seed(0)
+    model = GeoFMForSemanticSegmentation(tiny_config("salt", "linear", refiner_channels=8))
+    pixel_values = torch.randn(4, 1, 42, 42)
+    labels = (pixel_values[:, 0] > 0).long()
+    optimizer = torch.optim.AdamW(model.refiner.parameters(), lr=1e-2)
+    for _ in range(60):
+        loss = model(pixel_values=pixel_values, labels=labels).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    with torch.no_grad():
+        predicted = model.eval()(pixel_values=pixel_values).logits.argmax(dim=1)
+    assert (predicted == labels).float().mean() > 0.95
 
 
 def test_unet_takes_compute_scale_too():
@@ -259,6 +295,7 @@ def test_build_segmenter_resolves_every_backbone_spelling(tmp_path, tiny_backbon
          r"backbone_overrides has unknown keys \['hidden_size:32'\]; valid keys: .*hidden_size"),
         ("unet", {"backbone_overrides": {"depth": 3}}, r"backbone_overrides has unknown keys \['depth'\]; valid keys: .*widths"),
         ("unet", {"decoder": "mla"}, "has no separate decoder: leave decoder unset"),
+        ("unet", {"refiner_channels": 16}, "has no separate decoder: leave refiner_channels unset"),
         ("dinov2-smal", {}, r"backbone='dinov2-smal' is unknown"),
         ("random:dinov2-small", {"decoder": "segformer"}, r"decoder='segformer' is unknown; known decoders: dpt, linear"),
     ],

@@ -3,6 +3,7 @@ time budgets, resume, bad input."""
 
 import argparse
 import json
+import warnings
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -256,6 +257,17 @@ def test_lora_targets_resolve_by_suffix_over_the_live_modules(tmp_path, tiny_run
     ]
     with pytest.raises(ValueError, match=r"matches no linear.*encoder\.layer\.N\.attention\.q_proj"):
         resolve_lora_targets(model, ["query", "value"])
+
+
+def test_lora_trains_the_refiner_beside_the_decoder_and_warns_of_nothing(tmp_path, tiny_run_config):
+    config = tiny_run_config(tmp_path, refiner_channels=4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # peft reads a transformers property that warns when left to transformers
+        wrapped = ADAPTATIONS["lora"].prepare(initial_model(config), config.lora)
+    trainable = {name.split(".")[2] for name, p in wrapped.named_parameters() if p.requires_grad and "lora_" not in name}
+    assert trainable == {"decoder", "refiner"}
+    exported = ADAPTATIONS["lora"].export(wrapped)
+    assert isinstance(exported.refiner, geofm_hf.models.geofm.modeling_geofm.ImageRefiner)
 
 
 def test_parameter_groups_split_backbone_and_head_rates_and_skip_decay_on_biases(tmp_path, tiny_run_config):

@@ -88,7 +88,7 @@ SCRATCH_MODELS: dict[str, ScratchModel] = {
     ),
 }
 # Settings only a backbone + decoder model has; a model trained from scratch refuses them.
-GEOFM_ONLY_SETTINGS = ("decoder", "decoder_kwargs", "feature_levels")
+GEOFM_ONLY_SETTINGS = ("decoder", "decoder_kwargs", "feature_levels", "refiner_channels")
 
 
 @dataclass(frozen=True)

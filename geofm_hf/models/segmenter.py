@@ -166,6 +166,12 @@ class GeoSegmentationPreTrainedModel(PreTrainedModel):
         if not init_conv_weights(module):
             super()._init_weights(module)
 
+    @property
+    def is_gradient_checkpointing(self) -> bool:
+        # peft still reads transformers' deprecated alias when it wraps a model; answering it here keeps every LoRA
+        # run's log free of transformers' FutureWarning, which asks nothing of the user.
+        return self.is_activation_checkpointing
+
     def save_pretrained(self, save_directory: str | os.PathLike, *args, is_main_process: bool = True, **kwargs) -> None:
         """Save as transformers does, plus the model's code, its processor's and its section pipeline's, and the
         ``auto_map`` / ``custom_pipelines`` pointing at them, so that ``AutoModel.from_pretrained(folder,

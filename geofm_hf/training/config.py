@@ -152,6 +152,11 @@ class TrainingConfig:
         "sections with more tokens (e.g. 2.2 makes 101x101 TGS patches 16x16 tokens)",
         default=1.0,
     )
+    refiner_channels: int | None = _help(
+        "width of an image refiner correcting the logits at the input's resolution from the section itself "
+        "(e.g. 16 for 101x101 TGS patches; None: no refiner)",
+        default=None,
+    )
     normalization: str = _help("GeoFMImageProcessor normalization of each section", default="percentile")
     adaptation: str = _help("frozen (decoder only), full, or lora", default="lora")
     lora: LoraSettings = _help("LoRA settings", default_factory=LoraSettings)
@@ -308,6 +313,7 @@ class TrainingConfig:
             "loss_weights": self.loss_weights,
             "class_weights": self.class_weights,
             "compute_scale": self.compute_scale,
+            "refiner_channels": self.refiner_channels,
         }
 
     @property

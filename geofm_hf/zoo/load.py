@@ -3,7 +3,6 @@ decoder), or from the Hub repo it was pushed to, at the pinned commit."""
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -96,11 +95,7 @@ def merged_adapter(entry: ZooEntry, folder: Path) -> nn.Module:
     """The entry's base with the peft adapter in ``folder`` merged into it, in fp32, in eval mode."""
     from peft import PeftModel
 
-    base = build_base(entry)
-    with warnings.catch_warnings():
-        # peft reads transformers' deprecated `is_gradient_checkpointing` when wrapping: nothing for a user to do.
-        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
-        return PeftModel.from_pretrained(base, folder).merge_and_unload().float().eval()
+    return PeftModel.from_pretrained(build_base(entry), folder).merge_and_unload().float().eval()
 
 
 __all__ = [

@@ -35,7 +35,9 @@ MAX_SCORE_CHANGE = 0.002
 REFERENCE_SEEDS = (0, 1)
 REFERENCE_SIZE = (112, 112)
 # Model config fields a zoo base is rebuilt from (the rest follow from the task and the backbone).
-MODEL_SETTINGS = ("decoder", "decoder_kwargs", "feature_levels", "compute_scale", "channel_adapter", "in_channels")
+MODEL_SETTINGS = (
+    "decoder", "decoder_kwargs", "feature_levels", "compute_scale", "refiner_channels", "channel_adapter", "in_channels"
+)
 CARD_PICTURE = "predictions.png"
 CARD_PICTURE_WIDTH = 900
 

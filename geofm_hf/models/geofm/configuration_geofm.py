@@ -38,6 +38,9 @@ class GeoFMConfig(GeoSegmentationConfig):
         channel_adapter (`str`, *optional*, defaults to `"repeat"`):
             How `in_channels` meet the backbone's channels: `"repeat"` copies a single channel (as the study did),
             `"conv"` learns a 1x1 convolution (initialised to the channel mean copied to every output channel).
+        refiner_channels (`int`, *optional*):
+            Width of an [`ImageRefiner`] that corrects the logits at the input's own resolution from the input
+            section itself (for small sections, which a ViT sees as a coarse grid of tokens). None: no refiner.
         Loss and input settings (`in_channels`, `loss_weights`, `class_weights`, `ignore_index`, `focal_gamma`,
         `task`, `initializer_range`) are those of [`GeoSegmentationConfig`].
 
@@ -64,6 +67,7 @@ class GeoFMConfig(GeoSegmentationConfig):
     decoder: str = DEFAULT_DECODER
     decoder_kwargs: dict | None = None
     channel_adapter: str = "repeat"
+    refiner_channels: int | None = None
 
     def __post_init__(self, **kwargs):
         super().__post_init__(**kwargs)
@@ -94,6 +98,8 @@ class GeoFMConfig(GeoSegmentationConfig):
                 f"GeoFMConfig.in_channels={self.in_channels} cannot be repeated to the backbone's {backbone_channels} "
                 "channels: use in_channels=1, or channel_adapter='conv'"
             )
+        if self.refiner_channels is not None and self.refiner_channels < 1:
+            raise ValueError(f"GeoFMConfig.refiner_channels must be >= 1 (or None: no refiner); got {self.refiner_channels}")
 
     @property
     def pad_multiple(self) -> int:

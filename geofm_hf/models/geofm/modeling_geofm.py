@@ -71,6 +71,41 @@ class ChannelAdapter(nn.Module):
         return pixel_values.expand(-1, self.out_channels, -1, -1)
 
 
+class ImageRefiner(nn.Module):
+    """Corrects logits at the input's own resolution from the input section itself.
+
+    A ViT sees a small section as a coarse grid of tokens (a 101x101 TGS patch at `compute_scale` 1.39 is 10x10
+    tokens of about 10 native pixels), so the decoder's logits are smooth at that scale. The refiner reads the
+    section and those logits through three 3x3 conv -> BatchNorm -> ReLU layers and adds a 1x1-convolved correction.
+    The correction starts at zero, so a fresh refiner leaves the decoder's logits unchanged.
+    """
+
+    depth = 3
+
+    def __init__(self, in_channels: int, num_labels: int, channels: int):
+        super().__init__()
+        widths = [in_channels + num_labels] + [channels] * self.depth
+        self.body = nn.Sequential(
+            *(
+                layer
+                for width_in, width_out in zip(widths, widths[1:])
+                for layer in (nn.Conv2d(width_in, width_out, 3, padding=1), nn.BatchNorm2d(width_out), nn.ReLU())
+            )
+        )
+        self.correction = nn.Conv2d(channels, num_labels, kernel_size=1)
+        self._init_correction_as_zero()
+
+    @torch.no_grad()
+    def _init_correction_as_zero(self) -> None:
+        for tensor in (self.correction.weight, self.correction.bias):
+            tensor.zero_()
+            tensor._is_hf_initialized = True  # keeps post_init's He initialisation off it
+
+    def forward(self, pixel_values: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        features = self.body(torch.cat([pixel_values.to(logits.dtype), logits], dim=1))
+        return logits + self.correction(features)
+
+
 class GeoFMPreTrainedModel(GeoSegmentationPreTrainedModel):
     """Base class handling weight initialisation and the `from_pretrained` machinery for GeoFM models."""
 
@@ -104,6 +139,8 @@ class GeoFMForSemanticSegmentation(GeoFMPreTrainedModel):
         self.channel_adapter = ChannelAdapter(config.in_channels, config.backbone_config.num_channels, config.channel_adapter)
         self.backbone = AutoBackbone.from_config(config.backbone_config)
         self.decoder = build_decoder(config.decoder, self.backbone.channels, config.num_labels, config.decoder_kwargs)
+        if config.refiner_channels is not None:
+            self.refiner = ImageRefiner(config.in_channels, config.num_labels, config.refiner_channels)
         self.loss_fn = build_loss(config)
         self.post_init()
 
@@ -134,6 +171,8 @@ class GeoFMForSemanticSegmentation(GeoFMPreTrainedModel):
         backbone_output = self.backbone(self.channel_adapter(grid), output_hidden_states=output_hidden_states)
         logits = self.decoder(list(backbone_output.feature_maps), tuple(grid.shape[-2:]))
         logits = to_input_grid(logits, height, width, self.config.compute_scale)
+        if self.config.refiner_channels is not None:
+            logits = self.refiner(pixel_values, logits)
         output = segmentation_output(logits, labels, self.loss_fn, backbone_output.hidden_states)
         return output if return_dict is not False else output.to_tuple()
 
@@ -186,4 +225,4 @@ class GeoFMForSemanticSegmentation(GeoFMPreTrainedModel):
         self.backbone.load_state_dict(pretrained.state_dict())
 
 
-__all__ = ["GeoFMPreTrainedModel", "GeoFMForSemanticSegmentation", "ChannelAdapter"]
+__all__ = ["GeoFMPreTrainedModel", "GeoFMForSemanticSegmentation", "ChannelAdapter", "ImageRefiner"]
