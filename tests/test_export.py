@@ -27,9 +27,14 @@ DECODERS = ["linear", "pup", "dpt", "mla", "upernet"]
 
 @pytest.fixture(scope="module")
 def tiny_segmenter(tiny_model):
-    """``tiny_segmenter(name)``: a tiny GeoFM model with decoder ``name``, or with ``"unet"`` a tiny UNet (eval)."""
+    """``tiny_segmenter(name)``: a tiny GeoFM model with decoder ``name``, with ``"refiner"`` the MLA one with a
+    trained-looking image refiner, or with ``"unet"`` a tiny UNet (eval)."""
 
     def make(name: str) -> torch.nn.Module:
+        if name == "refiner":
+            model = tiny_model(decoder="mla", refiner_channels=4)
+            torch.nn.init.normal_(model.refiner.correction.weight, generator=torch.Generator().manual_seed(0))
+            return model
         if name != "unet":
             return tiny_model(decoder=name)
         torch.manual_seed(0)
@@ -44,7 +49,7 @@ def sections(batch: int, height: int, width: int) -> torch.Tensor:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", [*DECODERS, "unet"])
+@pytest.mark.parametrize("name", [*DECODERS, "refiner", "unet"])
 def test_exported_program_and_onnx_give_the_eager_logits_at_every_size(name, tiny_segmenter, tmp_path):
     model = tiny_segmenter(name)
     program = export_program(model)
