@@ -264,7 +264,8 @@ def test_lora_trains_the_refiner_beside_the_decoder_and_warns_of_nothing(tmp_pat
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # peft reads a transformers property that warns when left to transformers
         wrapped = ADAPTATIONS["lora"].prepare(initial_model(config), config.lora)
-    trainable = {name.split(".")[2] for name, p in wrapped.named_parameters() if p.requires_grad and "lora_" not in name}
+    trained = [name for name, p in wrapped.named_parameters() if p.requires_grad and "lora_" not in name]
+    trainable = {name.split(".")[2] for name in trained}
     assert trainable == {"decoder", "refiner"}
     exported = ADAPTATIONS["lora"].export(wrapped)
     assert isinstance(exported.refiner, geofm_hf.models.geofm.modeling_geofm.ImageRefiner)

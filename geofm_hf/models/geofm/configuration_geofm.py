@@ -99,7 +99,9 @@ class GeoFMConfig(GeoSegmentationConfig):
                 "channels: use in_channels=1, or channel_adapter='conv'"
             )
         if self.refiner_channels is not None and self.refiner_channels < 1:
-            raise ValueError(f"GeoFMConfig.refiner_channels must be >= 1 (or None: no refiner); got {self.refiner_channels}")
+            raise ValueError(
+                f"GeoFMConfig.refiner_channels must be >= 1 (or None: no refiner); got {self.refiner_channels}"
+            )
 
     @property
     def pad_multiple(self) -> int:
