@@ -70,6 +70,8 @@ REGULARISED = {"lora": {"r": 12, "alpha": 24, "targets": "all-linear", "dropout"
 ZOOM = {"augmentation": {**JITTER["augmentation"], "zoom": 0.2}}
 # The ViT sees a patch as 10x10 tokens: a small conv refiner corrects the logits at 101x101 from the patch itself.
 REFINER = {"refiner_channels": 16}
+# mIoU is what salt is judged by: add the Lovász-softmax term (a surrogate of one minus the IoU) to cross-entropy.
+LOVASZ = {"loss_weights": {"cross_entropy": 1.0, "lovasz": 1.0}}
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "base": ("LoRA r8 q/v, MLA (64 channels), native grid", {}),
     "scale-2.2": ("compute on a 2.2x grid (224x224: 16x16 tokens)", {"compute_scale": 2.2}),
@@ -142,6 +144,10 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "all-r12-scale-1.39-ema-lr3e-4-reg-refine16-1h": (
         "as all-r12-scale-1.39-ema-lr3e-4-reg-1h with an image refiner of 16 channels (logits corrected at 101x101)",
         {**ALL_R12_1H, **REGULARISED, **REFINER, "learning_rate": 3e-4},
+    ),
+    "all-r12-scale-1.39-ema-lr3e-4-reg-refine16-lovasz-1h": (
+        "as all-r12-scale-1.39-ema-lr3e-4-reg-refine16-1h with cross-entropy + Lovasz-softmax (1:1)",
+        {**ALL_R12_1H, **REGULARISED, **REFINER, **LOVASZ, "learning_rate": 3e-4},
     ),
     "full-scale-1.39-ema-0.999-jitter-1h": (
         "as full-scale-1.39-ema-0.999-1h with amplitude gain 0.2 and noise 0.05",

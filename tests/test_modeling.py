@@ -121,7 +121,7 @@ def test_from_pretrained_backbone_refuses_an_unsupported_architecture(tmp_path):
         (dict(decoder="segformer"), "decoder='segformer' is unknown"),
         (dict(feature_levels=[2, 4, 9]), r"\[9\] beyond the backbone's depth"),
         (dict(in_channels=2), "in_channels=2 cannot be repeated"),
-        (dict(loss_weights={"lovasz": 1.0}), "unknown terms"),
+        (dict(loss_weights={"tversky": 1.0}), "unknown terms"),
         (dict(class_weights=[1.0]), "class_weights has 1 entries"),
         (dict(compute_scale=0.0), "compute_scale must be a finite number > 0; got 0.0"),
         (dict(compute_scale=float("nan")), "compute_scale must be a finite number > 0"),

@@ -11,7 +11,7 @@ from transformers.modeling_outputs import SemanticSegmenterOutput
 
 import geofm_hf
 from geofm_hf.models.geofm.image_processing_geofm import GREY_IMAGENET_MEAN, GREY_IMAGENET_STD, AmplitudeStats
-from geofm_hf.models.losses import SegmentationLoss, dice_loss, focal_loss
+from geofm_hf.models.losses import SegmentationLoss, dice_loss, focal_loss, lovasz_loss
 
 
 def test_percentile_normalisation_matches_a_hand_computation():
@@ -149,6 +149,45 @@ def test_focal_with_gamma_zero_is_cross_entropy_and_class_weights_apply():
     per_pixel = F.cross_entropy(logits, labels, reduction="none")
     expected = (per_pixel * (labels == 1)).sum() / labels.numel()
     assert focal_loss(logits, labels, weights, 255, 0.0).item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def confident(classes: torch.Tensor, num_labels: int) -> torch.Tensor:
+    """Logits whose softmax is one-hot on ``classes`` (batch, height, width) to float precision."""
+    return F.one_hot(classes, num_labels).permute(0, 3, 1, 2).float() * 100
+
+
+def test_lovasz_is_one_minus_iou_at_confident_predictions_over_the_classes_present():
+    labels = torch.tensor([[[1, 1], [0, 0]]])
+    # class 1: intersection 1, union 3; class 0: the same.
+    half_right = confident(torch.tensor([[[1, 0], [1, 0]]]), 2)
+    assert lovasz_loss(half_right, labels, None, 255, 2.0).item() == pytest.approx(2 / 3)
+    assert lovasz_loss(confident(labels, 2), labels, None, 255, 2.0).item() == pytest.approx(0.0, abs=1e-6)
+    # Three classes, class 2 predicted once but absent from the labels: class 0 IoU 1/2, class 1 IoU 1; 2 skipped.
+    labels = torch.tensor([[[0, 0], [1, 1]]])
+    predicted = confident(torch.tensor([[[0, 2], [1, 1]]]), 3)
+    assert lovasz_loss(predicted, labels, None, 255, 2.0).item() == pytest.approx(0.25)
+    # Class weights 0 / 1 / 0 keep class 1 alone.
+    class_one = torch.tensor([0.0, 1.0, 0.0])
+    assert lovasz_loss(predicted, labels, class_one, 255, 2.0).item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_lovasz_hand_computed_at_uniform_probabilities_ignores_pixels_and_has_gradients():
+    labels = torch.tensor([[[0, 1], [1, 1]]])
+    # Every error is 0.5 and a class's steps add up to one minus its IoU with nothing right (1): 0.5 per class.
+    uniform = torch.zeros(1, 2, 2, 2, requires_grad=True)
+    loss = lovasz_loss(uniform, labels, None, 255, 2.0)
+    assert loss.item() == pytest.approx(0.5)
+    loss.backward()
+    assert torch.isfinite(uniform.grad).all() and uniform.grad.abs().sum() > 0
+    ignored = torch.tensor([[[1, 255], [0, 0]]])
+    right = confident(torch.tensor([[[1, 1], [0, 0]]]), 2)
+    wrong_where_ignored = confident(torch.tensor([[[1, 0], [0, 0]]]), 2)
+    assert lovasz_loss(right, ignored, None, 255, 2.0).item() == pytest.approx(0.0, abs=1e-6)
+    assert lovasz_loss(wrong_where_ignored, ignored, None, 255, 2.0).item() == pytest.approx(0.0, abs=1e-6)
+    nothing = torch.randn(1, 2, 2, 2, requires_grad=True)
+    loss = lovasz_loss(nothing, torch.full((1, 2, 2), 255), None, 255, 2.0)
+    loss.backward()
+    assert loss.item() == 0.0 and nothing.grad is not None
 
 
 def test_weighted_sum_of_terms():

@@ -99,7 +99,7 @@ def test_config_file_is_typed_and_overrides_win(tmp_path):
         ({"batch_size": "four"}, "batch_size"),
         ({"batch_size": 0}, "batch_size must be >= 1"),
         ({"mixed_precision": "fp8"}, "mixed_precision='fp8' is unknown"),
-        ({"loss_weights": {"lovasz": 1.0}}, "loss_weights"),
+        ({"loss_weights": {"tversky": 1.0}}, "loss_weights"),
         ({"lr_scheduler": "cosine_with_restarts"}, "lr_scheduler='cosine_with_restarts' is unknown.*constant"),
         ({"max_train_seconds": 0}, "max_train_seconds must be > 0"),
         ({"train_time_clock": "gpu"}, "train_time_clock='gpu' is unknown.*cpu, wall"),

@@ -17,8 +17,8 @@ from geofm_hf.cli.geofm import main as geofm
 from geofm_hf.models.tasks import get_task
 from geofm_hf.training import TrainingConfig
 from geofm_hf.zoo import entry as entry_module
-from geofm_hf.zoo.recipes import build_entry_dataset, training_settings
-from geofm_hf.zoo.ship import predict_probabilities, reference_input
+from geofm_hf.zoo.recipes import baseline_fingerprint, build_entry_dataset, training_settings
+from geofm_hf.zoo.ship import predict_probabilities, reference_input, unet_scores
 
 ENTRIES = geofm_hf.zoo.list_entries()
 NAMES = [entry.name for entry in ENTRIES]
@@ -112,6 +112,33 @@ def test_every_recipe_and_baseline_is_a_valid_training_config(baseline, tmp_path
         assert (config.backbone == "unet") == baseline
         # A fully fine-tuned recipe ships the LoRA adapter extracted from it; the others train LoRA themselves.
         assert config.adaptation == ("full" if baseline or entry.extracted_lora_rank else "lora")
+
+
+def test_every_recorded_unet_score_was_trained_by_the_entry_s_current_unet_settings():
+    # A recipe edit that the UNet inherits (budget, augmentation, data) without retraining it fails here.
+    for entry in ENTRIES:
+        assert entry.scores["unet_settings_sha256"] == baseline_fingerprint(entry), entry.name
+
+
+def test_a_reshipped_entry_keeps_its_unet_score_only_while_the_unet_settings_hold():
+    salt = geofm_hf.zoo.get_entry("salt-tgs")
+    recorded = {key: salt.scores[key] for key in ("unet_test_miou", "unet_optimizer_steps", "unet_settings_sha256")}
+    # Levers of the DINOv2 recipe alone (the UNet baseline overrides them) keep the recorded UNet.
+    dinov2_only = {"refiner_channels": 8, "lora": {"r": 4}, "decoder_kwargs": {"channels": 32}, "max_steps": 10}
+    assert unet_scores(replace(salt, recipe={**salt.recipe, **dinov2_only}), None) == recorded
+    # What the UNet inherits (its budget, its augmentation) or its data drops it.
+    for changed in (
+        replace(salt, recipe={**salt.recipe, "max_train_seconds": 60.0}),
+        replace(salt, recipe={**salt.recipe, "augmentation": {"hflip": True}}),
+        replace(salt, data=replace(salt.data, test_fraction=0.3)),
+    ):
+        assert unet_scores(changed, None) == {}
+    # A UNet run replaces the record, with the fingerprint of the settings it was trained with.
+    run = {"test_results": {"mean_iou": 0.123456}, "hyperparameters": {"optimizer_steps": 42}}
+    changed = replace(salt, recipe={**salt.recipe, "max_train_seconds": 60.0})
+    assert unet_scores(changed, run) == {
+        "unet_test_miou": 0.1235, "unet_optimizer_steps": 42, "unet_settings_sha256": baseline_fingerprint(changed)
+    }
 
 
 def test_entry_dataset_takes_its_test_split_from_the_test_parts(tmp_path):

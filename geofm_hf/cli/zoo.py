@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..precision import PRECISIONS
 from .errors import reports_errors
 from .evaluate import add_tta_argument
+
+if TYPE_CHECKING:
+    from ..zoo.entry import ZooEntry
 
 CARDS_DIR = Path("model_cards")
 
@@ -55,6 +59,15 @@ def run_train(args: argparse.Namespace) -> None:
         baseline = output / BASELINE_SUBFOLDER
         shipped = ship_run(entry, output / RUN_SUBFOLDER, baseline if baseline.is_dir() else None, args.cards_dir)
         print(f"shipped {shipped.name}: test mIoU {shipped.scores['test_miou']:.4f}, {shipped.weights.num_bytes:,} bytes")
+        if not baseline.is_dir():
+            print(unet_note(shipped, baseline))
+
+
+def unet_note(entry: ZooEntry, baseline: Path) -> str:
+    """What became of the UNet comparison when the entry was shipped without a UNet run in ``baseline``."""
+    if "unet_test_miou" in entry.scores:
+        return f"no UNet run in {baseline}: kept the recorded UNet score (its settings and data are unchanged)"
+    return f"no UNet run in {baseline}: the card says 'not trained' (train it with --baseline, then --ship-only)"
 
 
 def run_zoo_evaluate(args: argparse.Namespace) -> int:

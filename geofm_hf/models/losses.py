@@ -50,7 +50,48 @@ def dice_loss(
     return (per_class * weights).sum() / weights.sum()
 
 
-LOSS_TERMS: dict[str, LossTerm] = {"cross_entropy": cross_entropy_loss, "dice": dice_loss, "focal": focal_loss}
+def jaccard_steps(sorted_foreground: torch.Tensor) -> torch.Tensor:
+    """How much one minus a class's IoU grows as each pixel, in the given order, is counted wrong.
+
+    These are the weights of the Lovász extension of the IoU loss: pixels sorted by decreasing error, a pixel's step is
+    the change in one minus IoU when it joins the wrong ones.
+    """
+    total = sorted_foreground.sum()
+    intersection = total - sorted_foreground.cumsum(0)
+    union = total + (1 - sorted_foreground).cumsum(0)
+    jaccard = 1 - intersection / union
+    return torch.cat([jaccard[:1], jaccard[1:] - jaccard[:-1]])
+
+
+def lovasz_loss(
+    logits: torch.Tensor, labels: torch.Tensor, class_weights: torch.Tensor | None, ignore_index: int, gamma: float
+) -> torch.Tensor:
+    """The Lovász-softmax loss (Berman et al., 2018): a convex surrogate of one minus each class's IoU over the batch,
+    averaged over the classes present in the labels.
+
+    At one-hot probabilities it is exactly one minus the IoU; it optimises the score the tasks are judged by.
+    """
+    num_labels = logits.shape[1]
+    flat_labels = labels.reshape(-1)
+    valid = flat_labels != ignore_index
+    probabilities = logits.softmax(dim=1).permute(0, 2, 3, 1).reshape(-1, num_labels)[valid]
+    flat_labels = flat_labels[valid]
+    present = flat_labels.unique()
+    if present.numel() == 0:
+        return logits.sum() * 0.0
+    per_class = []
+    for label in present:
+        foreground = (flat_labels == label).float()
+        errors, order = (foreground - probabilities[:, label]).abs().sort(descending=True)
+        per_class.append(errors @ jaccard_steps(foreground[order]))
+    losses = torch.stack(per_class)
+    weights = class_weights[present] if class_weights is not None else torch.ones_like(losses)
+    return (losses * weights).sum() / weights.sum()
+
+
+LOSS_TERMS: dict[str, LossTerm] = {
+    "cross_entropy": cross_entropy_loss, "dice": dice_loss, "focal": focal_loss, "lovasz": lovasz_loss
+}
 
 
 class SegmentationLoss(nn.Module):

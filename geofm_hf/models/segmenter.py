@@ -31,7 +31,8 @@ class GeoSegmentationConfig(PreTrainedConfig):
         in_channels (`int`, *optional*, defaults to 1):
             Channels of the input sections (1 for seismic amplitude).
         loss_weights (`dict[str, float]`, *optional*):
-            Loss terms and their weights, from `cross_entropy`, `dice` (macro soft Dice) and `focal`. Defaults to
+            Loss terms and their weights, from `cross_entropy`, `dice` (macro soft Dice), `focal` and `lovasz`
+            (Lovász-softmax, a surrogate of one minus the IoU). Defaults to
             `{"cross_entropy": 1.0}`; building from a task name uses the task's default loss.
         class_weights (`list[float]`, *optional*):
             Per-class weights applied by every loss term.

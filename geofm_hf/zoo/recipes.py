@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import itertools
+import json
 import shlex
 from collections.abc import Iterator
 from pathlib import Path
@@ -67,6 +70,17 @@ def training_settings(entry: ZooEntry, dataset: Path, output_dir: Path, baseline
     return {**recipe, "task": entry.task, "dataset": str(dataset), "output_dir": str(output_dir)}
 
 
+def baseline_fingerprint(entry: ZooEntry) -> str:
+    """sha256 of what trains the entry's UNet: its settings and the entry's data.
+
+    A recorded UNet score stands while this holds, so that a lever of the DINOv2 recipe alone need not retrain it.
+    """
+    settings = training_settings(entry, Path(), Path(), baseline=True)
+    del settings["dataset"], settings["output_dir"]
+    text = json.dumps({"settings": settings, "data": dataclasses.asdict(entry.data)}, sort_keys=True)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
 def dataset_folder(entry: ZooEntry, output: Path) -> Path:
     """Where ``geofm zoo train`` keeps the entry's dataset (its name is the one cards and results show)."""
     return output / f"{entry.name}-dataset"
@@ -92,4 +106,6 @@ def train_entry(entry: ZooEntry, data_root: Path, output: Path, baseline: bool =
     return run_dir
 
 
-__all__ = ["build_entry_dataset", "dataset_folder", "entry_splits", "train_entry", "training_settings"]
+__all__ = [
+    "baseline_fingerprint", "build_entry_dataset", "dataset_folder", "entry_splits", "train_entry", "training_settings"
+]

@@ -27,6 +27,7 @@ from ..study import study_task
 from ..training.layout import RunLayout
 from .entry import WEIGHTS_DIR, ZooEntry, ZooWeights
 from .load import ZOO_BACKBONE, load, merged_adapter, zoo_segmenter
+from .recipes import baseline_fingerprint
 
 ADAPTER_WEIGHTS_FILE = "adapter_model.safetensors"
 SHIPPED_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -38,6 +39,8 @@ REFERENCE_SIZE = (112, 112)
 MODEL_SETTINGS = (
     "decoder", "decoder_kwargs", "feature_levels", "compute_scale", "refiner_channels", "channel_adapter", "in_channels"
 )
+# Kept from the entry when it is shipped again without a UNet run (`unet_scores`).
+UNET_SCORE_KEYS = ("unet_test_miou", "unet_optimizer_steps", "unet_settings_sha256")
 CARD_PICTURE = "predictions.png"
 CARD_PICTURE_WIDTH = 900
 
@@ -190,10 +193,22 @@ def measured_scores(
     if extracted is not None:
         scores["extracted_lora_rank"] = entry.extracted_lora_rank
         scores["extracted_test_miou_fp32"] = _score(extracted, "mean_iou")
+    return {**scores, **unet_scores(entry, baseline)}
+
+
+def unet_scores(entry: ZooEntry, baseline: dict[str, Any] | None) -> dict[str, Any]:
+    """The UNet's scores: from its run when there is one, else the entry's recorded ones while the settings and data
+    that trained them are unchanged (:func:`geofm_hf.zoo.recipes.baseline_fingerprint`); else none."""
+    fingerprint = baseline_fingerprint(entry)
     if baseline is not None:
-        scores["unet_test_miou"] = _score(baseline["test_results"], "mean_iou")
-        scores["unet_optimizer_steps"] = baseline["hyperparameters"]["optimizer_steps"]
-    return scores
+        return {
+            "unet_test_miou": _score(baseline["test_results"], "mean_iou"),
+            "unet_optimizer_steps": baseline["hyperparameters"]["optimizer_steps"],
+            "unet_settings_sha256": fingerprint,
+        }
+    if entry.scores.get("unet_settings_sha256") == fingerprint:
+        return {key: entry.scores[key] for key in UNET_SCORE_KEYS}
+    return {}
 
 
 def write_entry(entry: ZooEntry) -> Path:
@@ -338,4 +353,4 @@ def ship_run(
     return entry
 
 
-__all__ = ["MAX_SCORE_CHANGE", "predict_probabilities", "reference_input", "ship_run"]
+__all__ = ["MAX_SCORE_CHANGE", "predict_probabilities", "reference_input", "ship_run", "unet_scores"]
