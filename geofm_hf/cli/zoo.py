@@ -50,8 +50,10 @@ def run_train(args: argparse.Namespace) -> None:
 
     entry = get_entry(args.name)
     output = args.output or Path("outputs") / "zoo" / entry.name
+    if args.seed is not None and (args.ship or args.ship_only):
+        raise ValueError("--seed: a run with another seed than the recipe's measures the spread; it is not shipped")
     if not args.ship_only:
-        run_dir = train_entry(entry, args.data_root, output, baseline=args.baseline)
+        run_dir = train_entry(entry, args.data_root, output, baseline=args.baseline, seed=args.seed)
         print(f"trained {entry.name}{' (UNet baseline)' if args.baseline else ''}: {run_dir}")
     if args.ship or args.ship_only:
         from ..zoo.ship import ship_run
@@ -121,6 +123,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     training.add_argument("--output", type=Path, default=None, help="work folder (default: outputs/zoo/NAME)")
     training.add_argument("--baseline", action="store_true", help="train the UNet at the same budget instead")
+    training.add_argument(
+        "--seed", type=int, default=None, help="seed instead of the recipe's (to measure the spread over seeds)"
+    )
     training.add_argument("--ship", action="store_true", help="maintainers: store the trained run as the entry")
     training.add_argument("--ship-only", action="store_true", help="maintainers: ship the run already in --output")
     training.add_argument("--cards-dir", type=Path, default=CARDS_DIR, help="where the entry's card is written")

@@ -17,6 +17,8 @@ from ..data.builder import build_dataset_dict, split_note
 from ..data.records import Section
 from ..hub.dataset_card import CardInfo
 from ..models.tasks import get_task
+from ..training.config import TrainingConfig, load_config
+from ..training.layout import RunLayout
 from .entry import DataPart, ZooEntry
 
 RUN_SUBFOLDER = "run"
@@ -81,24 +83,63 @@ def baseline_fingerprint(entry: ZooEntry) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+# Where a run read and wrote, and whether it was resumed: not what it learnt.
+PLACE_FIELDS = ("dataset", "output_dir", "resume_from_checkpoint")
+
+
+def recipe_differences(entry: ZooEntry, run_config: TrainingConfig, baseline: bool = False) -> list[str]:
+    """The training settings in which ``run_config`` departs from the entry's recipe (``baseline``: its UNet), each as
+    ``"field: the run's value (the recipe's: value)"``; places and resumption (:data:`PLACE_FIELDS`) left out."""
+    settings = training_settings(entry, Path(run_config.dataset), Path(run_config.output_dir), baseline)
+    expected = TrainingConfig.from_dict(settings, f"zoo entry {entry.name}").to_dict()
+    actual = run_config.to_dict()
+    return [
+        f"{field}: {actual[field]!r} (the recipe's: {expected[field]!r})"
+        for field in expected
+        if field not in PLACE_FIELDS and actual[field] != expected[field]
+    ]
+
+
+def check_run_matches_recipe(entry: ZooEntry, run_dir: Path, baseline: bool = False) -> None:
+    """Refuse to ship a run, or its UNet, that the entry's current recipe did not train (an older recipe, another seed).
+
+    Raises:
+        ValueError: naming the run's config file and each setting that differs.
+    """
+    config_file = RunLayout(run_dir).config_file
+    differences = recipe_differences(entry, load_config(config_file), baseline)
+    if differences:
+        what = "UNet baseline" if baseline else "recipe"
+        raise ValueError(
+            f"{config_file}: not trained by zoo entry {entry.name}'s {what}: {'; '.join(differences)} "
+            f"(train it with geofm zoo train {entry.name}{' --baseline' if baseline else ''})"
+        )
+
+
 def dataset_folder(entry: ZooEntry, output: Path) -> Path:
     """Where ``geofm zoo train`` keeps the entry's dataset (its name is the one cards and results show)."""
     return output / f"{entry.name}-dataset"
 
 
-def train_entry(entry: ZooEntry, data_root: Path, output: Path, baseline: bool = False) -> Path:
+def train_entry(
+    entry: ZooEntry, data_root: Path, output: Path, baseline: bool = False, seed: int | None = None
+) -> Path:
     """Train the entry's recipe (``baseline``: the UNet at the same budget) into ``output``; returns the run folder.
 
     The dataset folder ``output/<name>-dataset`` is built on first use and reused after. Training uses ``entry.threads`` CPU
-    threads, the setting its budget was measured with.
+    threads, the setting its budget was measured with. ``seed`` replaces the recipe's, to measure how far runs of one
+    recipe spread (such a run is not shippable: see `check_run_matches_recipe`).
     """
-    from ..training import TrainingConfig, train
+    from ..training import train
 
     dataset = dataset_folder(entry, output)
     if not (dataset / "README.md").is_file():
         build_entry_dataset(entry, data_root, dataset, overwrite=True)
     run_dir = output / (BASELINE_SUBFOLDER if baseline else RUN_SUBFOLDER)
-    config = TrainingConfig.from_dict(training_settings(entry, dataset, run_dir, baseline), f"zoo entry {entry.name}")
+    settings = training_settings(entry, dataset, run_dir, baseline)
+    if seed is not None:
+        settings["seed"] = seed
+    config = TrainingConfig.from_dict(settings, f"zoo entry {entry.name}")
     if config.max_steps is None:
         raise ValueError(f"zoo entry {entry.name}: its recipe needs max_steps (the schedule's length)")
     torch.set_num_threads(entry.threads)
@@ -107,5 +148,13 @@ def train_entry(entry: ZooEntry, data_root: Path, output: Path, baseline: bool =
 
 
 __all__ = [
-    "baseline_fingerprint", "build_entry_dataset", "dataset_folder", "entry_splits", "train_entry", "training_settings"
+    "PLACE_FIELDS",
+    "baseline_fingerprint",
+    "build_entry_dataset",
+    "check_run_matches_recipe",
+    "dataset_folder",
+    "entry_splits",
+    "recipe_differences",
+    "train_entry",
+    "training_settings",
 ]

@@ -27,7 +27,7 @@ from ..study import study_task
 from ..training.layout import RunLayout
 from .entry import WEIGHTS_DIR, ZooEntry, ZooWeights
 from .load import ZOO_BACKBONE, load, merged_adapter, zoo_segmenter
-from .recipes import baseline_fingerprint
+from .recipes import baseline_fingerprint, check_run_matches_recipe
 
 ADAPTER_WEIGHTS_FILE = "adapter_model.safetensors"
 SHIPPED_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -314,11 +314,15 @@ def ship_run(
     (:mod:`geofm_hf.zoo.extract`); the half-precision check then compares with that adapter in fp32.
 
     Raises:
-        ValueError: the run did not finish, has no LoRA adapter and the entry names no rank to extract one, or the
-            half-precision weights change its test mIoU by more than :data:`MAX_SCORE_CHANGE`.
+        ValueError: the run (or the UNet run) was not trained by the entry's current recipe (or UNet baseline), did not
+            finish, has no LoRA adapter and the entry names no rank to extract one, or the half-precision weights
+            change its test mIoU by more than :data:`MAX_SCORE_CHANGE`.
     """
     from dataclasses import replace
 
+    check_run_matches_recipe(entry, run_dir)
+    if baseline_dir is not None:
+        check_run_matches_recipe(entry, baseline_dir, baseline=True)
     layout = RunLayout(run_dir)
     run = run_scores(layout)
     adapter_dir = adapter_to_ship(entry, layout, run["dataset_id"])
