@@ -191,7 +191,7 @@ def test_zoo_train_seed_measures_spread_and_is_never_shipped(tmp_path, capsys):
     assert not (tmp_path / "none").exists()
 
 
-def test_zoo_train_seed_replaces_only_the_recipe_s_seed(tmp_path, monkeypatch, capsys):
+def test_zoo_train_seed_replaces_only_the_recipe_s_seed(tmp_path, monkeypatch):
     trained = []
     monkeypatch.setattr(geofm_hf.training, "train", trained.append)
     dataset = tmp_path / "salt-tgs-dataset"

@@ -72,6 +72,17 @@ def training_settings(entry: ZooEntry, dataset: Path, output_dir: Path, baseline
     return {**recipe, "task": entry.task, "dataset": str(dataset), "output_dir": str(output_dir)}
 
 
+def recipe_config(
+    entry: ZooEntry, dataset: Path, output_dir: Path, baseline: bool, seed: int | None = None
+) -> TrainingConfig:
+    """The `TrainingConfig` the entry's recipe (or its UNet baseline) trains with on ``dataset``; ``seed`` replaces the
+    recipe's."""
+    settings = training_settings(entry, dataset, output_dir, baseline)
+    if seed is not None:
+        settings["seed"] = seed
+    return TrainingConfig.from_dict(settings, f"zoo entry {entry.name}")
+
+
 def baseline_fingerprint(entry: ZooEntry) -> str:
     """sha256 of what trains the entry's UNet: its settings and the entry's data.
 
@@ -90,8 +101,7 @@ PLACE_FIELDS = ("dataset", "output_dir", "resume_from_checkpoint")
 def recipe_differences(entry: ZooEntry, run_config: TrainingConfig, baseline: bool = False) -> list[str]:
     """The training settings in which ``run_config`` departs from the entry's recipe (``baseline``: its UNet), each as
     ``"field: the run's value (the recipe's: value)"``; places and resumption (:data:`PLACE_FIELDS`) left out."""
-    settings = training_settings(entry, Path(run_config.dataset), Path(run_config.output_dir), baseline)
-    expected = TrainingConfig.from_dict(settings, f"zoo entry {entry.name}").to_dict()
+    expected = recipe_config(entry, Path(run_config.dataset), Path(run_config.output_dir), baseline).to_dict()
     actual = run_config.to_dict()
     return [
         f"{field}: {actual[field]!r} (the recipe's: {expected[field]!r})"
@@ -136,10 +146,7 @@ def train_entry(
     if not (dataset / "README.md").is_file():
         build_entry_dataset(entry, data_root, dataset, overwrite=True)
     run_dir = output / (BASELINE_SUBFOLDER if baseline else RUN_SUBFOLDER)
-    settings = training_settings(entry, dataset, run_dir, baseline)
-    if seed is not None:
-        settings["seed"] = seed
-    config = TrainingConfig.from_dict(settings, f"zoo entry {entry.name}")
+    config = recipe_config(entry, dataset, run_dir, baseline, seed)
     if config.max_steps is None:
         raise ValueError(f"zoo entry {entry.name}: its recipe needs max_steps (the schedule's length)")
     torch.set_num_threads(entry.threads)
@@ -154,6 +161,7 @@ __all__ = [
     "check_run_matches_recipe",
     "dataset_folder",
     "entry_splits",
+    "recipe_config",
     "recipe_differences",
     "train_entry",
     "training_settings",
