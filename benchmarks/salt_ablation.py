@@ -72,6 +72,8 @@ ZOOM = {"augmentation": {**JITTER["augmentation"], "zoom": 0.2}}
 REFINER = {"refiner_channels": 16}
 # mIoU is what salt is judged by: add the Lovász-softmax term (a surrogate of one minus the IoU) to cross-entropy.
 LOVASZ = {"loss_weights": {"cross_entropy": 1.0, "lovasz": 1.0}}
+# Per-patch percentiles stretch a flat, dim salt interior to the contrast of sediment: keep the 0-255 scale instead.
+BYTE = {"normalization": "byte"}
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "base": ("LoRA r8 q/v, MLA (64 channels), native grid", {}),
     "scale-2.2": ("compute on a 2.2x grid (224x224: 16x16 tokens)", {"compute_scale": 2.2}),
@@ -148,6 +150,10 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "all-r12-scale-1.39-ema-lr3e-4-reg-refine16-lovasz-1h": (
         "as all-r12-scale-1.39-ema-lr3e-4-reg-refine16-1h with cross-entropy + Lovasz-softmax (1:1)",
         {**ALL_R12_1H, **REGULARISED, **REFINER, **LOVASZ, "learning_rate": 3e-4},
+    ),
+    "all-r12-scale-1.39-ema-lr3e-4-reg-refine16-byte-1h": (
+        "as all-r12-scale-1.39-ema-lr3e-4-reg-refine16-1h with each patch on the fixed 0-255 scale (normalization byte)",
+        {**ALL_R12_1H, **REGULARISED, **REFINER, **BYTE, "learning_rate": 3e-4},
     ),
     "full-scale-1.39-ema-0.999-jitter-1h": (
         "as full-scale-1.39-ema-0.999-1h with amplitude gain 0.2 and noise 0.05",

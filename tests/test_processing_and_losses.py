@@ -32,6 +32,21 @@ def test_standardize_and_study_modes():
     np.testing.assert_allclose(study, [[12.0 / 255, 1.0, 0.0]], rtol=1e-6)
 
 
+def test_byte_mode_keeps_each_pictures_brightness_and_contrast():
+    processor = geofm_hf.GeoFMImageProcessor(normalization="byte")
+    dim_flat = np.array([[100.0, 110.0], [120.0, 130.0]], dtype=np.float32)
+    out = processor.normalize(dim_flat)
+    np.testing.assert_allclose(out, (dim_flat / 255.0 - GREY_IMAGENET_MEAN) / GREY_IMAGENET_STD, rtol=1e-6)
+    # Per-picture percentiles would stretch this 30-level range over the whole input range; here it stays 30 levels.
+    assert out.max() - out.min() == pytest.approx(30.0 / 255.0 / GREY_IMAGENET_STD, rel=1e-6)
+
+
+@pytest.mark.parametrize("values", [[[-1.0, 10.0]], [[0.0, 255.5]]])
+def test_byte_mode_refuses_values_outside_the_byte_range(values):
+    with pytest.raises(ValueError, match="normalization='byte'.*0-255"):
+        geofm_hf.GeoFMImageProcessor(normalization="byte").normalize(np.array(values))
+
+
 def test_shared_stats_are_used_for_every_tile():
     volume = np.random.default_rng(0).normal(size=(4, 30, 30)).astype(np.float32)
     processor = geofm_hf.GeoFMImageProcessor()

@@ -101,6 +101,17 @@ def _study_stats(sample: np.ndarray, percentiles: Sequence[float]) -> AmplitudeS
     return AmplitudeStats(0.0, 255.0)
 
 
+def _byte_stats(sample: np.ndarray, percentiles: Sequence[float]) -> AmplitudeStats:
+    # Clipping values outside the byte range would hide data that was never an 8-bit picture.
+    low, high = float(sample.min()), float(sample.max())
+    if low < 0.0 or high > 255.0:
+        raise ValueError(
+            f"normalization='byte' takes values on the 0-255 scale of 8-bit pictures (such as TGS's PNGs), but these "
+            f"run from {low:g} to {high:g}: scale them to 0-255 first, or use a model that normalises by percentiles"
+        )
+    return AmplitudeStats(0.0, 255.0)
+
+
 def _percentile_finish(x: np.ndarray, mean: float, std: float) -> np.ndarray:
     return (np.clip(x, 0.0, 1.0) - mean) / std
 
@@ -130,6 +141,13 @@ NORMALIZATIONS: dict[str, Normalization] = {
         "clip to the [p_low, p_high] percentiles, scale to [0, 1], then (x - image_mean) / image_std",
     ),
     "standardize": Normalization(_standard_stats, _standard_finish, "(x - mean) / std of the data"),
+    # Per-picture statistics stretch a flat, dim salt interior to the contrast of layered sediment; a fixed scale
+    # keeps each picture's own brightness and contrast for the model to see.
+    "byte": Normalization(
+        _byte_stats,
+        _percentile_finish,
+        "values on the 0-255 scale of 8-bit pictures, scaled to [0, 1], then (x - image_mean) / image_std",
+    ),
     "study": Normalization(
         _study_stats, _study_finish, "the study's: values taken as 0-255, truncated to integers, divided by 255"
     ),
@@ -171,12 +189,14 @@ class GeoFMImageProcessor(BaseImageProcessor):
         normalization (`str`, *optional*, defaults to `"percentile"`):
             `"percentile"`: clip to the `clip_percentiles` of the data, scale to [0, 1], then subtract `image_mean`
             and divide by `image_std` (robust to spikes, which seismic has plenty of); `"standardize"`: per-image
-            (x - mean) / std; `"study"`: the study's scaling (values assumed 0-255, truncated, divided by 255).
+            (x - mean) / std; `"byte"`: values of 8-bit pictures taken on their fixed 0-255 scale (each picture
+            keeps its brightness and contrast; values outside 0-255 are refused), then as `"percentile"` after
+            its scaling; `"study"`: the study's scaling (values assumed 0-255, truncated, divided by 255).
         clip_percentiles (`tuple[float, float]`, *optional*, defaults to `(1.0, 99.0)`):
             Percentiles used by `"percentile"`.
         image_mean (`float`, *optional*, defaults to 0.449) and image_std (`float`, *optional*, defaults to 0.226):
-            Final shift and scale of `"percentile"` (ImageNet's mean/std averaged over RGB, what DINOv2 expects
-            for a grey image).
+            Final shift and scale of `"percentile"` and `"byte"` (ImageNet's mean/std averaged over RGB, what DINOv2
+            expects for a grey image).
         num_channels (`int`, *optional*, defaults to 1):
             Channels of the input sections; must equal the model's `config.in_channels`. Single-channel input is
             expanded to the backbone's three channels inside the model (`config.channel_adapter`).
