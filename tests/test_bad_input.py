@@ -284,6 +284,7 @@ PREDICT_INPUTS = [
     ("little-endian-segy", lambda s, p: little_endian_copy(s, p / "in.sgy"), "in.sgy"),
     ("missing-input", lambda s, p: None, "in.sgy"),
     ("nan-npy", lambda s, p: np.save(p / "in.npy", np.full((4, 5, 40), np.nan, np.float32)), "in.npy"),
+    ("nan-section-npy", lambda s, p: np.save(p / "in.npy", np.pad(np.full((1, 1), np.nan, np.float32), 20)), "in.npy"),
     ("broken-png", lambda s, p: (p / "in.png").write_bytes(b"\x89PNG\r\n\x1a\n broken"), "in.png"),
 ]
 

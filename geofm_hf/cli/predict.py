@@ -254,7 +254,11 @@ def _predict_section(prepared: _Prepared, args: argparse.Namespace, group: Proce
     if not group.is_main:
         return
     section, plan = prepared.data, prepared.plan
-    result = predict_with_plan(prepared.model, section, plan, prepared.device, processor=prepared.processor)
+    try:
+        result = predict_with_plan(prepared.model, section, plan, prepared.device, processor=prepared.processor)
+    except ValueError as error:
+        # The section's own checks (non-finite values, a normalisation's range) do not know which file it came from.
+        raise ValueError(f"{args.input}: {error}") from error
     shape, dtype = plan.output_shape, plan.output_dtype
     with create_output(args.output, shape, dtype, overwrite=args.overwrite, section=True) as out:
         out[...] = result
