@@ -298,6 +298,18 @@ def test_predict_refuses_bad_inputs_and_writes_nothing(tiny_model_dir, segy_file
     assert hidden_leftovers(tmp_path / "out") == [] and not output.exists()
 
 
+@pytest.mark.parametrize("shape", [(40, 40), (4, 5, 40)], ids=["section", "volume"])
+def test_predict_with_a_byte_model_refuses_amplitudes_outside_0_255(tiny_model, tmp_path, capsys, shape):
+    model_dir = tmp_path / "byte-model"
+    tiny_model().save_pretrained(model_dir)
+    geofm_hf.GeoFMImageProcessor(normalization="byte").save_pretrained(model_dir)
+    np.save(tmp_path / "in.npy", np.random.default_rng(0).standard_normal(shape).astype(np.float32))
+    output = tmp_path / "out" / "prediction.npy"
+    code, err = run_cli(["predict", model_dir, tmp_path / "in.npy", output, "--tile", "28"], capsys)
+    assert_one_line_error(code, err, "predict", re.escape(str(tmp_path / "in.npy")), "normalization='byte'")
+    assert hidden_leftovers(tmp_path / "out") == [] and not output.exists()
+
+
 @pytest.mark.parametrize("damaged_model", [d for d in MODEL_DAMAGE if d[0] in ("truncated", "pickle")],
                          ids=["truncated", "pickle"], indirect=True)
 def test_predict_refuses_a_damaged_model(damaged_model, segy_file, tmp_path, capsys):

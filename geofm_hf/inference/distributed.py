@@ -37,7 +37,7 @@ from ..io import MappedArray, SectionAxis, VolumeReader, section_key
 from ..models.geofm.image_processing_geofm import AmplitudeStats, GeoFMImageProcessor
 from ..precision import evaluation_mode
 from .plan import PredictionPlan
-from .tiling import _Normalizer, _predict_direction, _Run
+from .tiling import _Normalizer, _predict_direction, _Run, survey_stats
 
 T = TypeVar("T")
 # Exit status of a process that leaves because another one failed (and reported why): that of bad input.
@@ -212,7 +212,7 @@ def predict_share(
     if processor is not None and stats is None:
         raise ValueError("predict_share: a processor needs the survey's amplitude stats, the same for every share")
     run = _Run.start(model, plan, device, progress)
-    normalize = _Normalizer(processor, stats, lambda: None)
+    normalize = _Normalizer(processor, stats, lambda own: survey_stats(own, reader))
     mode, single = plan.mode, len(plan.axes) == 1
     with evaluation_mode(model), torch.inference_mode():
         for (axis, grid), shares in zip(zip(plan.axes, plan.grids), _shares(plan, processes)):
@@ -315,8 +315,8 @@ def predict_across_processes(
         PeerFailed: on the processes that leave because another one failed (and raised its own error).
     """
     if processor is not None and stats is None:
-        survey_stats = (lambda: processor.amplitude_stats(reader.stats_sample())) if group.is_main else (lambda: None)
-        stats = group.share(group.together(survey_stats))
+        main_stats = (lambda: survey_stats(processor, reader)) if group.is_main else (lambda: None)
+        stats = group.share(group.together(main_stats))
     settings = dict(device=device, processor=processor, stats=stats, progress=progress and group.is_main)
     group.together(lambda: predict_share(model, reader, plan, scratch_dir, group.index, group.count, **settings))
     group.together(lambda: assemble_shares(plan, scratch_dir, group.count, out) if group.is_main else None)

@@ -122,6 +122,19 @@ class SectionPredictor:
             yield (job.total / self.weight_sum)[:, :height, :width]
 
 
+def survey_stats(processor: GeoFMImageProcessor, reader: VolumeReader) -> AmplitudeStats:
+    """The survey's amplitude statistics, from ``reader.stats_sample()``.
+
+    Raises:
+        ValueError: the processor's normalisation refuses the survey's values (e.g. ``byte`` outside 0-255); the
+            message names the survey.
+    """
+    try:
+        return processor.amplitude_stats(reader.stats_sample())
+    except ValueError as error:
+        raise ValueError(f"{reader.name}: {error}") from error
+
+
 class _Normalizer:
     """Applies the processor's normalisation with statistics shared by every section of a survey."""
 
@@ -129,12 +142,12 @@ class _Normalizer:
         self,
         processor: GeoFMImageProcessor | None,
         stats: AmplitudeStats | None,
-        sample: Callable[[], np.ndarray],
+        own_stats: Callable[[GeoFMImageProcessor], AmplitudeStats],
     ):
         if processor is None and stats is not None:
             raise ValueError("stats were given without a processor to apply them")
         self.processor = processor
-        self.stats = stats if stats is not None or processor is None else processor.amplitude_stats(sample())
+        self.stats = stats if stats is not None or processor is None else own_stats(processor)
 
     def __call__(self, section: np.ndarray) -> np.ndarray:
         if self.processor is None:
@@ -305,7 +318,7 @@ class _Run:
 def _predict_section(run: _Run, data: np.ndarray, processor, stats, out):
     section = np.asarray(data, dtype=np.float32)
     check_finite(section, "input section", lambda first: f"row {first[0]}, column {first[1]}")
-    normalize = _Normalizer(processor, stats, lambda: section)
+    normalize = _Normalizer(processor, stats, lambda own: own.amplitude_stats(section))
     out = run.prepare_out(out)
     mode, predictor = run.plan.mode, run.predictor(run.plan.grids[0])
     with run.progress_bar(len(predictor.grid), "predict section") as bar:
@@ -315,7 +328,7 @@ def _predict_section(run: _Run, data: np.ndarray, processor, stats, out):
 
 
 def _predict_volume(run: _Run, reader: VolumeReader, processor, stats, out, scratch_dir):
-    normalize = _Normalizer(processor, stats, reader.stats_sample)
+    normalize = _Normalizer(processor, stats, lambda own: survey_stats(own, reader))
     out = run.prepare_out(out)
     mode, directions = run.plan.mode, list(zip(run.plan.axes, run.plan.grids))
     if len(directions) == 1:
@@ -356,4 +369,4 @@ def _predict_direction(
             yield index, axis.orient(probabilities)
 
 
-__all__ = ["SectionPredictor", "as_prediction_input", "predict_tiled", "predict_with_plan"]
+__all__ = ["SectionPredictor", "as_prediction_input", "predict_tiled", "predict_with_plan", "survey_stats"]
